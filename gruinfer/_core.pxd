@@ -1,0 +1,90 @@
+# _core.pxd: the C contract of src_c/gru.h, declared once for Cython (nogil, status codes, no exceptions).
+from libc.stdint cimport int32_t, int64_t
+
+cdef extern from "gru.h" nogil:
+    ctypedef enum gruinfer_status:
+        GRUINFER_OK
+        GRUINFER_E_NULL
+        GRUINFER_E_SIZE
+        GRUINFER_E_ATTR
+        GRUINFER_E_ACTIVATION
+        GRUINFER_E_NOMEM
+        GRUINFER_E_SEQLEN
+        GRUINFER_E_NONFINITE
+        GRUINFER_E_KERNEL
+        GRUINFER_E_PLAN
+        GRUINFER_E_SLOT
+
+    const char *gruinfer_status_text(gruinfer_status s)
+
+    ctypedef struct gruinfer_activation:
+        int32_t kind
+        float alpha
+        float beta
+
+    ctypedef struct gruinfer_gru_config:
+        int64_t input_size
+        int64_t hidden_size
+        int32_t direction
+        int32_t linear_before_reset
+        int32_t has_clip
+        float clip
+        gruinfer_activation f[2]
+        gruinfer_activation g[2]
+
+    ctypedef struct gruinfer_gru:
+        pass
+
+    gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float *W,
+                                        const float *R, const float *B, const char *kernel,
+                                        gruinfer_gru **out)
+    void gruinfer_gru_free(gruinfer_gru *m)
+    const char *gruinfer_gru_kernel(const gruinfer_gru *m)
+    gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t seq_length,
+                                     int64_t batch_size, const float *X,
+                                     const int32_t *sequence_lens, const float *initial_h,
+                                     int32_t check_finite, float *Y, float *Y_h)
+
+    ctypedef enum gruinfer_step_kind:
+        GRUINFER_STEP_GRU
+        GRUINFER_STEP_DENSE
+        GRUINFER_STEP_ACT
+
+    ctypedef struct gruinfer_step:
+        int32_t kind
+        int32_t input
+        const gruinfer_gru *gru
+        int64_t out_width
+        const float *weight
+        const float *bias
+        gruinfer_activation act
+
+    ctypedef struct gruinfer_plan:
+        pass
+
+    gruinfer_status gruinfer_plan_create(int64_t input_width, const gruinfer_step *steps,
+                                         int32_t n_steps, const char *kernel,
+                                         gruinfer_plan **out)
+    void gruinfer_plan_free(gruinfer_plan *p)
+    int32_t gruinfer_plan_steps(const gruinfer_plan *p)
+    int64_t gruinfer_plan_width(const gruinfer_plan *p, int32_t k)
+
+    ctypedef struct gruinfer_stream:
+        pass
+
+    gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t batch_size,
+                                           gruinfer_stream **out)
+    void gruinfer_stream_free(gruinfer_stream *s)
+    gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *x,
+                                        int64_t x_st, int64_t x_sn, int32_t check_finite,
+                                        float *const *outs, const int64_t *o_st,
+                                        const int64_t *o_sn)
+    gruinfer_status gruinfer_stream_get_state(const gruinfer_stream *s, int32_t k, float *h)
+    gruinfer_status gruinfer_stream_set_state(gruinfer_stream *s, int32_t k, const float *h)
+    gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, int64_t slot,
+                                                   const float *h)
+    gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n)
+
+    const char *const *gruinfer_kernel_names()
+    int gruinfer_kernel_supported(const char *name)
+    const char *gruinfer_kernel_default()

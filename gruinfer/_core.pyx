@@ -1,0 +1,315 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# _core.pyx: thin private layer over src_c: C handles owned by cdef classes, one nogil call each, status codes to exceptions.
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+cimport numpy as cnp
+import numpy as np
+
+from .errors import InvalidArgument, InvalidModel, KernelUnavailable
+
+cnp.import_array()
+
+# The one table from C status codes to Python exceptions; `model` picks the
+# class for statuses that mean "bad model" when raised while loading.
+_STATUS = {
+    GRUINFER_E_NULL: (InvalidArgument, InvalidArgument),
+    GRUINFER_E_SIZE: (InvalidArgument, InvalidModel),
+    GRUINFER_E_ATTR: (InvalidArgument, InvalidModel),
+    GRUINFER_E_ACTIVATION: (InvalidModel, InvalidModel),
+    GRUINFER_E_NOMEM: (MemoryError, MemoryError),
+    GRUINFER_E_SEQLEN: (InvalidArgument, InvalidArgument),
+    GRUINFER_E_NONFINITE: (InvalidArgument, InvalidModel),
+    GRUINFER_E_KERNEL: (KernelUnavailable, KernelUnavailable),
+    GRUINFER_E_PLAN: (InvalidModel, InvalidModel),
+    GRUINFER_E_SLOT: (InvalidArgument, InvalidArgument),
+}
+
+
+cdef int check(gruinfer_status s, str what, bint model=False) except -1:
+    if s == GRUINFER_OK:
+        return 0
+    text = gruinfer_status_text(s).decode()
+    cls = _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0]
+    raise cls(f"{what}: {text}")
+
+
+def kernel_names():
+    """Names of the kernels compiled in, reference first."""
+    cdef const char *const *names = gruinfer_kernel_names()
+    out = []
+    cdef int i = 0
+    while names[i] != NULL:
+        out.append(names[i].decode())
+        i += 1
+    return out
+
+
+def kernel_supported(str name):
+    """True when the named kernel is compiled in and this CPU and OS run it."""
+    return bool(gruinfer_kernel_supported(name.encode()))
+
+
+def kernel_default():
+    """The kernel chosen when none is named (honours GRUINFER_KERNEL); None if that names an unusable one."""
+    cdef const char *k = gruinfer_kernel_default()
+    return None if k == NULL else k.decode()
+
+
+cdef inline float *fdata(cnp.ndarray a):
+    return <float *>cnp.PyArray_DATA(a)
+
+
+cdef inline bint is_f32_c(object a):
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+
+
+cdef gruinfer_activation make_act(tuple a):
+    cdef gruinfer_activation out
+    out.kind = a[0]
+    out.alpha = a[1]
+    out.beta = a[2]
+    return out
+
+
+cdef class Gru:
+    """One ONNX GRU node with packed, immutable weights (shareable by threads)."""
+    cdef gruinfer_gru *ptr
+    cdef readonly int64_t input_size, hidden_size, num_directions
+    cdef readonly int direction
+
+    def __cinit__(self, int64_t input_size, int64_t hidden_size, int direction,
+                  int linear_before_reset, clip, list f, list g,
+                  cnp.ndarray W, cnp.ndarray R, B, kernel, str name):
+        cdef gruinfer_gru_config cfg
+        memset(&cfg, 0, sizeof(cfg))
+        cfg.input_size = input_size
+        cfg.hidden_size = hidden_size
+        cfg.direction = direction
+        cfg.linear_before_reset = linear_before_reset
+        cfg.has_clip = clip is not None
+        cfg.clip = clip if clip is not None else 0.0
+        cdef int d
+        for d in range(len(f)):
+            cfg.f[d] = make_act(f[d])
+            cfg.g[d] = make_act(g[d])
+        if not (is_f32_c(W) and is_f32_c(R) and (B is None or is_f32_c(B))):
+            raise TypeError("W, R, B must be C-contiguous float32 arrays")
+        self.input_size, self.hidden_size, self.direction = input_size, hidden_size, direction
+        self.num_directions = 2 if direction == 2 else 1
+        cdef int64_t D = self.num_directions
+        if (W.size != D * 3 * hidden_size * input_size or R.size != D * 3 * hidden_size * hidden_size
+                or (B is not None and B.size != D * 6 * hidden_size)):
+            raise InvalidModel(f"GRU node {name!r}: weight sizes do not match the config")
+        cdef const float *bp = NULL if B is None else fdata(B)
+        cdef bytes kname = kernel.encode() if kernel else None
+        cdef const char *kp = NULL if kname is None else <const char *>kname
+        cdef gruinfer_status s
+        with nogil:
+            s = gruinfer_gru_create(&cfg, fdata(W), fdata(R), bp, kp, &self.ptr)
+        check(s, f"GRU node {name!r}", model=True)
+
+    def __dealloc__(self):
+        gruinfer_gru_free(self.ptr)
+
+    @property
+    def kernel(self):
+        return gruinfer_gru_kernel(self.ptr).decode()
+
+    def run(self, cnp.ndarray X, int layout, seq_lens, initial_h, bint want_y, bint want_yh,
+            bint check_finite, str name):
+        """X float32 C-contiguous rank 3; seq_lens int32 [N] or None; initial_h float32 or None."""
+        if not is_f32_c(X) or X.ndim != 3:
+            raise TypeError("X must be a C-contiguous rank-3 float32 array")
+        cdef int64_t T = X.shape[1] if layout else X.shape[0]
+        cdef int64_t N = X.shape[0] if layout else X.shape[1]
+        cdef int64_t D = self.num_directions, H = self.hidden_size
+        cdef cnp.ndarray Y = None, Yh = None
+        if want_y:
+            Y = np.empty((N, T, D, H) if layout else (T, D, N, H), np.float32)
+        if want_yh:
+            Yh = np.empty((N, D, H) if layout else (D, N, H), np.float32)
+        cdef const int32_t *lp = NULL
+        cdef const float *hp = NULL
+        cdef float *yp = NULL
+        cdef float *yhp = NULL
+        if seq_lens is not None:
+            lp = <const int32_t *>cnp.PyArray_DATA(<cnp.ndarray>seq_lens)
+        if initial_h is not None:
+            hp = fdata(<cnp.ndarray>initial_h)
+        if Y is not None:
+            yp = fdata(Y)
+        if Yh is not None:
+            yhp = fdata(Yh)
+        cdef gruinfer_status s
+        with nogil:
+            s = gruinfer_gru_run(self.ptr, layout, T, N, fdata(X), lp, hp, check_finite, yp, yhp)
+        check(s, f"GRU node {name!r}")
+        return Y, Yh
+
+
+cdef class Plan:
+    """Frame-wise steps for streams. steps: ("gru", input, Gru) | ("dense", input, W, b) | ("act", input, (kind, alpha, beta))."""
+    cdef gruinfer_plan *ptr
+    cdef readonly list steps
+    cdef readonly int64_t input_width
+
+    def __cinit__(self, int64_t input_width, list steps, kernel):
+        cdef int32_t n = len(steps)
+        cdef gruinfer_step *cs = <gruinfer_step *>malloc(max(n, 1) * sizeof(gruinfer_step))
+        if cs == NULL:
+            raise MemoryError()
+        memset(cs, 0, max(n, 1) * sizeof(gruinfer_step))
+        self.steps = steps
+        self.input_width = input_width
+        cdef int32_t i
+        cdef gruinfer_status s
+        cdef bytes kname = kernel.encode() if kernel else None
+        cdef const char *kp = NULL if kname is None else <const char *>kname
+        try:
+            for i in range(n):
+                kind, inp = steps[i][0], steps[i][1]
+                cs[i].input = inp
+                if kind == "gru":
+                    cs[i].kind = GRUINFER_STEP_GRU
+                    cs[i].gru = (<Gru>steps[i][2]).ptr
+                elif kind == "dense":
+                    W, b = steps[i][2], steps[i][3]
+                    if not is_f32_c(W) or (b is not None and not is_f32_c(b)):
+                        raise TypeError("dense weights must be C-contiguous float32")
+                    cs[i].kind = GRUINFER_STEP_DENSE
+                    cs[i].out_width = W.shape[0]
+                    cs[i].weight = fdata(W)
+                    cs[i].bias = NULL if b is None else fdata(b)
+                elif kind == "act":
+                    cs[i].kind = GRUINFER_STEP_ACT
+                    cs[i].act = make_act(steps[i][2])
+                else:
+                    raise ValueError(f"unknown plan step {kind!r}")
+            with nogil:
+                s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr)
+            check(s, "plan", model=True)
+        finally:
+            free(cs)
+
+    def __dealloc__(self):
+        gruinfer_plan_free(self.ptr)
+
+    def width(self, int32_t k):
+        """Width of the plan input (k = 0) or of step k-1's output."""
+        return gruinfer_plan_width(self.ptr, k)
+
+
+cdef class StreamCore:
+    """N slots of one plan: recurrent states and scratch, allocated once. One thread at a time."""
+    cdef gruinfer_stream *ptr
+    cdef readonly Plan plan
+    cdef readonly int64_t batch_size
+    cdef int32_t n_steps
+    cdef float **outs
+    cdef int64_t *o_st
+    cdef int64_t *o_sn
+    # step(): which step's output it returns, and the frame shapes it takes and gives
+    cdef int32_t step_out
+    cdef int64_t in_w, out_w
+    cdef tuple frame_in_shape, frame_out_shape
+    cdef public bint check_finite
+
+    def __cinit__(self, Plan plan, int64_t batch_size, int32_t step_out, tuple frame_in_shape,
+                  tuple frame_out_shape, bint check_finite=True):
+        self.plan = plan
+        self.batch_size = batch_size
+        self.n_steps = gruinfer_plan_steps(plan.ptr)
+        self.outs = <float **>malloc(self.n_steps * sizeof(float *))
+        self.o_st = <int64_t *>malloc(self.n_steps * sizeof(int64_t))
+        self.o_sn = <int64_t *>malloc(self.n_steps * sizeof(int64_t))
+        if self.outs == NULL or self.o_st == NULL or self.o_sn == NULL:
+            raise MemoryError()
+        cdef int32_t k
+        for k in range(self.n_steps):
+            self.outs[k] = NULL
+        self.step_out = step_out
+        self.in_w = gruinfer_plan_width(plan.ptr, 0)
+        self.out_w = gruinfer_plan_width(plan.ptr, step_out + 1)
+        self.frame_in_shape = frame_in_shape
+        self.frame_out_shape = frame_out_shape
+        self.check_finite = check_finite
+        check(gruinfer_stream_create(plan.ptr, batch_size, &self.ptr), "stream")
+
+    def __dealloc__(self):
+        gruinfer_stream_free(self.ptr)
+        free(self.outs)
+        free(self.o_st)
+        free(self.o_sn)
+
+    def _coerce_frame(self, x):
+        """Slow path of step(): convert a frame to float32 C-contiguous or say what is wrong."""
+        from .validate import coerce_float
+        return coerce_float(x, "step input", self.frame_in_shape)
+
+    def step(self, x, out=None):
+        """Advance every slot by one frame; return the first output for that frame (into `out` when given)."""
+        if not (is_f32_c(x) and (<cnp.ndarray>x).shape == self.frame_in_shape):
+            x = self._coerce_frame(x)
+        if out is None:
+            out = np.empty(self.frame_out_shape, np.float32)
+        elif not (is_f32_c(out) and (<cnp.ndarray>out).shape == self.frame_out_shape
+                  and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
+            raise InvalidArgument(
+                f"out must be a writeable C-contiguous float32 array of shape {self.frame_out_shape}")
+        cdef const float *xp = fdata(<cnp.ndarray>x)
+        cdef float *op = fdata(<cnp.ndarray>out)
+        cdef int32_t k = self.step_out
+        cdef gruinfer_status s
+        self.outs[k] = op
+        self.o_st[k] = 0
+        self.o_sn[k] = self.out_w
+        with nogil:
+            s = gruinfer_stream_run(self.ptr, 1, xp, 0, self.in_w, self.check_finite,
+                                    self.outs, self.o_st, self.o_sn)
+        self.outs[k] = NULL
+        if s != GRUINFER_OK:
+            check(s, "step input")
+        return out
+
+    def run_chunk(self, cnp.ndarray x, int64_t T, int64_t x_st, int64_t x_sn, dict outs):
+        """T frames of x (float32, C-contiguous), frame (t, n) at element t*x_st + n*x_sn;
+        outs: {step: (float32 C-contiguous array, o_st, o_sn)} receives those steps' outputs."""
+        if not is_f32_c(x) or x.size < T * self.batch_size * self.in_w:
+            raise TypeError("x must be a C-contiguous float32 array holding T frames")
+        cdef int32_t k
+        for k, (arr, st, sn) in outs.items():
+            self.outs[k] = fdata(<cnp.ndarray>arr)
+            self.o_st[k] = st
+            self.o_sn[k] = sn
+        cdef gruinfer_status s
+        cdef const float *xp = fdata(x)
+        try:
+            with nogil:
+                s = gruinfer_stream_run(self.ptr, T, xp, x_st, x_sn, self.check_finite,
+                                        self.outs, self.o_st, self.o_sn)
+        finally:
+            for k in outs:
+                self.outs[k] = NULL
+        check(s, "stream input")
+
+    def get_state(self, int32_t k, int64_t hidden):
+        cdef cnp.ndarray h = np.empty((self.batch_size, hidden), np.float32)
+        check(gruinfer_stream_get_state(self.ptr, k, fdata(h)), "get_state")
+        return h
+
+    def set_state(self, int32_t k, cnp.ndarray h):
+        check(gruinfer_stream_set_state(self.ptr, k, fdata(h)), "set_state")
+
+    def set_slot_state(self, int32_t k, int64_t slot, cnp.ndarray h):
+        check(gruinfer_stream_set_slot_state(self.ptr, k, slot, fdata(h)), "set_state")
+
+    def reset(self, slots=None):
+        cdef cnp.ndarray idx
+        if slots is None:
+            check(gruinfer_stream_reset(self.ptr, NULL, 0), "reset")
+            return
+        idx = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
+        check(gruinfer_stream_reset(self.ptr, <const int64_t *>cnp.PyArray_DATA(idx), idx.size),
+              "reset")

@@ -1,0 +1,61 @@
+"""setup.py: the extension list; per-ISA flags go on the per-ISA kernel files only (GRUINFER_NATIVE=1 adds -march=native for local builds)."""
+import os
+import platform
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+C_SOURCES = [
+    "src_c/cpu.c",
+    "src_c/status.c",
+    "src_c/gru_model.c",
+    "src_c/gru_cell.c",
+    "src_c/gru_run.c",
+    "src_c/gru_plan.c",
+    "src_c/gru_stream.c",
+    "src_c/kernels_ref.c",
+]
+# Kernel files and the flags only they are compiled with.
+ISA_FLAGS = {
+    "kernels_avx2.c": ["-mavx2", "-mfma"],
+    "kernels_avx512.c": ["-mavx512f", "-mfma"],
+}
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "x86-64")
+if IS_X86:
+    C_SOURCES += ["src_c/x86/kernels_avx2.c", "src_c/x86/kernels_avx512.c"]
+
+BASE_FLAGS = ["-O2", "-std=c11", "-fno-math-errno"] if sys.platform != "win32" else []
+if os.environ.get("GRUINFER_NATIVE") == "1":
+    BASE_FLAGS.append("-march=native")
+
+
+class BuildExt(build_ext):
+    """Adds the per-ISA flags to the kernel files they belong to, and to no other file."""
+
+    def build_extensions(self):
+        compile_one = self.compiler._compile
+
+        def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            extra = ISA_FLAGS.get(os.path.basename(src), [])
+            if src.endswith(".c"):
+                extra = [f for f in BASE_FLAGS] + extra
+            compile_one(obj, src, ext, cc_args, list(extra_postargs) + extra, pp_opts)
+
+        self.compiler._compile = _compile
+        super().build_extensions()
+
+
+ext = Extension(
+    "gruinfer._core",
+    sources=["gruinfer/_core.pyx"] + C_SOURCES,
+    include_dirs=["src_c", numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(
+    ext_modules=cythonize([ext], compiler_directives={"language_level": 3}),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,53 @@
+/* gru_internal.h: the layer struct and the helpers shared by the model, run, plan and stream files (not public). */
+#ifndef GRUINFER_GRU_INTERNAL_H
+#define GRUINFER_GRU_INTERNAL_H
+
+#include <stddef.h>
+
+#include "gru.h"
+#include "kernels.h"
+
+struct gruinfer_gru {
+    gruinfer_gru_config cfg;
+    int64_t D, I, H, Hp;          /* Hp: H rounded up to GRUINFER_PAD */
+    const gruinfer_kernels *k;
+    float *Wp[2];                 /* [I][3Hp], columns z | r | h */
+    float *Rp[2];                 /* [H][3Hp], columns z | r | h */
+    float *bx[2];                 /* [3Hp]: Wb + Rb for z, r; Wbh (+ Rbh when lbr = 0) for h */
+    float *rbh[2];                /* [Hp]: Rbh, applied inside r * (.) when lbr = 1 */
+    void *mem;
+};
+
+static inline int64_t gruinfer_round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* Aligned allocation of n floats, zeroed; free with gruinfer_free_aligned. */
+float *gruinfer_alloc_floats(int64_t n);
+void gruinfer_free_aligned(void *p);
+
+/* 1 if every one of n floats is finite. */
+int gruinfer_all_finite(const float *x, int64_t n);
+
+/* x = act(x) over n floats. */
+void gruinfer_act_apply(const gruinfer_kernels *k, const gruinfer_activation *a, float *x,
+                        int64_t n);
+gruinfer_status gruinfer_act_check(const gruinfer_activation *a);
+
+/* Scratch floats gruinfer_gru_cell needs for N rows. */
+static inline int64_t gruinfer_cell_scratch(const gruinfer_gru *m, int64_t N)
+{
+    return N * 4 * m->Hp;
+}
+
+/* One time step of direction d for N rows.
+ *   xrow[n]: the input projection of row n ([3Hp], biases included).
+ *   h: the states [N][Hp], updated in place for rows with active[n] != 0
+ *      (every row when active is NULL).
+ *   scratch: gruinfer_cell_scratch(m, N) floats. */
+void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow,
+                       float *h, const unsigned char *active, float *scratch);
+
+/* xp[i] = X[i] . W_d^T + bias for `rows` input rows lda apart; xp rows 3Hp apart. */
+void gruinfer_gru_project(const gruinfer_gru *m, int d, int64_t rows, const float *X,
+                          int64_t lda, float *xp);
+
+#endif

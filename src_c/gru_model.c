@@ -1,0 +1,134 @@
+/* gru_model.c: GRU layer creation: validate the config and weights once, pack them into the kernel layout. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gru_internal.h"
+
+float *gruinfer_alloc_floats(int64_t n)
+{
+    if (n < 1 || n > ((int64_t)1 << 40))
+        return NULL;
+    size_t bytes = (size_t)gruinfer_round_up(n * (int64_t)sizeof(float), GRUINFER_ALIGN);
+    void *p = aligned_alloc(GRUINFER_ALIGN, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void gruinfer_free_aligned(void *p) { free(p); }
+
+int gruinfer_all_finite(const float *x, int64_t n)
+{
+    /* Sum of x*0 is NaN exactly when some x is NaN or Inf; vectorises well. */
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        acc += x[i] * 0.0f;
+    return acc == 0.0f;
+}
+
+static gruinfer_status check_config(const gruinfer_gru_config *c)
+{
+    if (c->input_size < 1 || c->hidden_size < 1 || c->input_size > GRUINFER_MAX_DIM ||
+        c->hidden_size > GRUINFER_MAX_DIM)
+        return GRUINFER_E_SIZE;
+    if (c->direction < GRUINFER_FORWARD || c->direction > GRUINFER_BIDIRECTIONAL)
+        return GRUINFER_E_ATTR;
+    if (c->linear_before_reset != 0 && c->linear_before_reset != 1)
+        return GRUINFER_E_ATTR;
+    if (c->has_clip && !(c->clip > 0.0f))
+        return GRUINFER_E_ATTR;
+    const int D = c->direction == GRUINFER_BIDIRECTIONAL ? 2 : 1;
+    const int64_t H = c->hidden_size, I = c->input_size;
+    const int64_t Hp = gruinfer_round_up(H, GRUINFER_PAD);
+    if ((int64_t)D * 3 * Hp * (I + H + 2) > GRUINFER_MAX_WEIGHTS)
+        return GRUINFER_E_SIZE;
+    for (int d = 0; d < D; d++) {
+        gruinfer_status s = gruinfer_act_check(&c->f[d]);
+        if (s == GRUINFER_OK)
+            s = gruinfer_act_check(&c->g[d]);
+        if (s != GRUINFER_OK)
+            return s;
+    }
+    return GRUINFER_OK;
+}
+
+/* dst[k][g*Hp + j] = src[g*H + j][k]: ONNX [3H, K] rows to k-major gate blocks. */
+static void pack(float *dst, const float *src, int64_t H, int64_t Hp, int64_t K)
+{
+    for (int g = 0; g < 3; g++)
+        for (int64_t j = 0; j < H; j++)
+            for (int64_t k = 0; k < K; k++)
+                dst[k * 3 * Hp + g * Hp + j] = src[(g * H + j) * K + k];
+}
+
+gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float *W,
+                                    const float *R, const float *B, const char *kernel,
+                                    gruinfer_gru **out)
+{
+    if (!out)
+        return GRUINFER_E_NULL;
+    *out = NULL;
+    if (!cfg || !W || !R)
+        return GRUINFER_E_NULL;
+    gruinfer_status s = check_config(cfg);
+    if (s != GRUINFER_OK)
+        return s;
+    const gruinfer_kernels *k = gruinfer_kernels_find(kernel);
+    if (!k)
+        return GRUINFER_E_KERNEL;
+    const int64_t D = cfg->direction == GRUINFER_BIDIRECTIONAL ? 2 : 1;
+    const int64_t I = cfg->input_size, H = cfg->hidden_size;
+    const int64_t Hp = gruinfer_round_up(H, GRUINFER_PAD);
+    if (!gruinfer_all_finite(W, D * 3 * H * I) || !gruinfer_all_finite(R, D * 3 * H * H) ||
+        (B && !gruinfer_all_finite(B, D * 6 * H)))
+        return GRUINFER_E_NONFINITE;
+
+    gruinfer_gru *m = calloc(1, sizeof *m);
+    const int64_t per_dir = 3 * Hp * (I + H + 1) + Hp;
+    float *mem = gruinfer_alloc_floats(D * per_dir);
+    if (!m || !mem) {
+        free(m);
+        gruinfer_free_aligned(mem);
+        return GRUINFER_E_NOMEM;
+    }
+    m->cfg = *cfg;
+    m->D = D, m->I = I, m->H = H, m->Hp = Hp, m->k = k, m->mem = mem;
+    for (int64_t d = 0; d < D; d++) {
+        float *p = mem + d * per_dir;
+        m->Wp[d] = p;
+        m->Rp[d] = p + 3 * Hp * I;
+        m->bx[d] = m->Rp[d] + 3 * Hp * H;
+        m->rbh[d] = m->bx[d] + 3 * Hp;
+        pack(m->Wp[d], W + d * 3 * H * I, H, Hp, I);
+        pack(m->Rp[d], R + d * 3 * H * H, H, Hp, H);
+        if (!B)
+            continue;
+        const float *wb = B + d * 6 * H, *rb = wb + 3 * H;
+        for (int g = 0; g < 3; g++)
+            for (int64_t j = 0; j < H; j++) {
+                const int fold = g < 2 || !cfg->linear_before_reset;
+                m->bx[d][g * Hp + j] = wb[g * H + j] + (fold ? rb[g * H + j] : 0.0f);
+            }
+        if (cfg->linear_before_reset)
+            for (int64_t j = 0; j < H; j++)
+                m->rbh[d][j] = rb[2 * H + j];
+    }
+    *out = m;
+    return GRUINFER_OK;
+}
+
+void gruinfer_gru_free(gruinfer_gru *m)
+{
+    if (!m)
+        return;
+    gruinfer_free_aligned(m->mem);
+    free(m);
+}
+
+const gruinfer_gru_config *gruinfer_gru_get_config(const gruinfer_gru *m)
+{
+    return m ? &m->cfg : NULL;
+}
+
+const char *gruinfer_gru_kernel(const gruinfer_gru *m) { return m ? m->k->name : NULL; }

@@ -1,0 +1,240 @@
+/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gru_plan.h"
+
+struct gruinfer_stream {
+    const gruinfer_plan *p;
+    int64_t N, TB;         /* slots; frames per block */
+    float **buf;           /* [n+1]: block buffers [TB*N][ld[k]]; buf[0] the input */
+    int64_t *ld;           /* [n+1] */
+    float **h;             /* [n]: GRU states [N][Hp], NULL for other steps */
+    float *xp;             /* [TB*N][3Hp] for the widest GRU */
+    float *scratch;        /* cell scratch for the widest GRU */
+    const float **rows;    /* [N] */
+    float *mem;
+};
+
+#define BLOCK_FLOATS ((int64_t)1 << 22)
+
+gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinfer_stream **out)
+{
+    if (!out)
+        return GRUINFER_E_NULL;
+    *out = NULL;
+    if (!p)
+        return GRUINFER_E_NULL;
+    if (N < 1 || N > GRUINFER_MAX_DIM)
+        return GRUINFER_E_SIZE;
+    const int32_t n = p->n;
+    int64_t per_frame = 0, states = 0, xpw = 0, cell = 0;
+    for (int32_t k = 0; k <= n; k++)
+        per_frame += gruinfer_round_up(gruinfer_plan_width(p, k), GRUINFER_PAD);
+    for (int32_t k = 0; k < n; k++) {
+        const gruinfer_gru *m = p->steps[k].gru;
+        if (!m)
+            continue;
+        states += N * m->Hp;
+        if (3 * m->Hp > xpw)
+            xpw = 3 * m->Hp;
+        if (gruinfer_cell_scratch(m, N) > cell)
+            cell = gruinfer_cell_scratch(m, N);
+    }
+    per_frame = (per_frame + xpw) * N;
+    int64_t TB = BLOCK_FLOATS / per_frame;
+    TB = TB < 1 ? 1 : TB > 32 ? 32 : TB;
+    const int64_t total = TB * per_frame + states + cell + 2 * N + (n + 1) * GRUINFER_PAD;
+    if (total > ((int64_t)1 << 40))
+        return GRUINFER_E_SIZE;
+
+    gruinfer_stream *s = calloc(1, sizeof *s);
+    float **ptrs = calloc((size_t)(2 * n + 1), sizeof *ptrs);
+    int64_t *ld = calloc((size_t)(n + 1), sizeof *ld);
+    float *mem = gruinfer_alloc_floats(total);
+    if (!s || !ptrs || !ld || !mem) {
+        free(s), free(ptrs), free(ld);
+        gruinfer_free_aligned(mem);
+        return GRUINFER_E_NOMEM;
+    }
+    s->p = p, s->N = N, s->TB = TB, s->mem = mem, s->ld = ld;
+    s->buf = ptrs, s->h = ptrs + n + 1;
+    float *cur = mem;
+    for (int32_t k = 0; k <= n; k++) {
+        ld[k] = gruinfer_round_up(gruinfer_plan_width(p, k), GRUINFER_PAD);
+        s->buf[k] = cur;
+        cur += TB * N * ld[k];
+    }
+    for (int32_t k = 0; k < n; k++)
+        if (p->steps[k].gru) {
+            s->h[k] = cur;
+            cur += N * p->steps[k].gru->Hp;
+        }
+    s->xp = cur, cur += TB * N * xpw;
+    s->scratch = cur, cur += cell;
+    s->rows = (const float **)cur;
+    *out = s;
+    return GRUINFER_OK;
+}
+
+void gruinfer_stream_free(gruinfer_stream *s)
+{
+    if (!s)
+        return;
+    gruinfer_free_aligned(s->mem);
+    free(s->buf);
+    free(s->ld);
+    free(s);
+}
+
+/* Run every step over one block of tb frames already in buf[0]. */
+static void run_block(gruinfer_stream *s, int64_t tb)
+{
+    const gruinfer_plan *p = s->p;
+    const int64_t N = s->N, rows = tb * N;
+    for (int32_t k = 0; k < p->n; k++) {
+        const gruinfer_plan_step *st = &p->steps[k];
+        const float *in = s->buf[st->input];
+        const int64_t ldi = s->ld[st->input], ldo = s->ld[k + 1];
+        float *out = s->buf[k + 1];
+        switch (st->kind) {
+        case GRUINFER_STEP_GRU: {
+            const gruinfer_gru *m = st->gru;
+            const int64_t w = 3 * m->Hp;
+            gruinfer_gru_project(m, 0, rows, in, ldi, s->xp);
+            for (int64_t t = 0; t < tb; t++) {
+                for (int64_t n = 0; n < N; n++)
+                    s->rows[n] = s->xp + (t * N + n) * w;
+                gruinfer_gru_cell(m, 0, N, s->rows, s->h[k], NULL, s->scratch);
+                memcpy(out + t * N * ldo, s->h[k], (size_t)(N * ldo) * sizeof(float));
+            }
+            break;
+        }
+        case GRUINFER_STEP_DENSE:
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(out + r * ldo, st->b, (size_t)ldo * sizeof(float));
+            p->k->gemm_acc(rows, ldo, st->in_w, in, ldi, st->Wp, ldo, out, ldo);
+            break;
+        case GRUINFER_STEP_ACT:
+            memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
+            gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
+            break;
+        }
+    }
+}
+
+gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *x,
+                                    int64_t x_st, int64_t x_sn, int32_t check_finite,
+                                    float *const *outs, const int64_t *o_st,
+                                    const int64_t *o_sn)
+{
+    if (!s || !x)
+        return GRUINFER_E_NULL;
+    if (outs && (!o_st || !o_sn))
+        return GRUINFER_E_NULL;
+    if (T < 1)
+        return GRUINFER_E_SIZE;
+    const gruinfer_plan *p = s->p;
+    const int64_t N = s->N, I = p->in_w;
+    if (check_finite)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++)
+                if (!gruinfer_all_finite(x + t * x_st + n * x_sn, I))
+                    return GRUINFER_E_NONFINITE;
+    for (int64_t t0 = 0; t0 < T; t0 += s->TB) {
+        const int64_t tb = T - t0 < s->TB ? T - t0 : s->TB;
+        for (int64_t t = 0; t < tb; t++)
+            for (int64_t n = 0; n < N; n++)
+                memcpy(s->buf[0] + (t * N + n) * s->ld[0], x + (t0 + t) * x_st + n * x_sn,
+                       (size_t)I * sizeof(float));
+        run_block(s, tb);
+        if (!outs)
+            continue;
+        for (int32_t k = 0; k < p->n; k++) {
+            if (!outs[k])
+                continue;
+            const int64_t w = p->steps[k].out_w, ld = s->ld[k + 1];
+            for (int64_t t = 0; t < tb; t++)
+                for (int64_t n = 0; n < N; n++)
+                    memcpy(outs[k] + (t0 + t) * o_st[k] + n * o_sn[k],
+                           s->buf[k + 1] + (t * N + n) * ld, (size_t)w * sizeof(float));
+        }
+    }
+    return GRUINFER_OK;
+}
+
+static gruinfer_status gru_step(const gruinfer_stream *s, int32_t k, const gruinfer_gru **m)
+{
+    if (!s)
+        return GRUINFER_E_NULL;
+    if (k < 0 || k >= s->p->n || !s->p->steps[k].gru)
+        return GRUINFER_E_PLAN;
+    *m = s->p->steps[k].gru;
+    return GRUINFER_OK;
+}
+
+gruinfer_status gruinfer_stream_get_state(const gruinfer_stream *s, int32_t k, float *h)
+{
+    const gruinfer_gru *m;
+    gruinfer_status st = gru_step(s, k, &m);
+    if (st != GRUINFER_OK)
+        return st;
+    if (!h)
+        return GRUINFER_E_NULL;
+    for (int64_t n = 0; n < s->N; n++)
+        memcpy(h + n * m->H, s->h[k] + n * m->Hp, (size_t)m->H * sizeof(float));
+    return GRUINFER_OK;
+}
+
+gruinfer_status gruinfer_stream_set_state(gruinfer_stream *s, int32_t k, const float *h)
+{
+    const gruinfer_gru *m;
+    gruinfer_status st = gru_step(s, k, &m);
+    if (st != GRUINFER_OK)
+        return st;
+    if (!h)
+        return GRUINFER_E_NULL;
+    if (!gruinfer_all_finite(h, s->N * m->H))
+        return GRUINFER_E_NONFINITE;
+    for (int64_t n = 0; n < s->N; n++)
+        memcpy(s->h[k] + n * m->Hp, h + n * m->H, (size_t)m->H * sizeof(float));
+    return GRUINFER_OK;
+}
+
+gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, int64_t slot,
+                                               const float *h)
+{
+    const gruinfer_gru *m;
+    gruinfer_status st = gru_step(s, k, &m);
+    if (st != GRUINFER_OK)
+        return st;
+    if (!h)
+        return GRUINFER_E_NULL;
+    if (slot < 0 || slot >= s->N)
+        return GRUINFER_E_SLOT;
+    if (!gruinfer_all_finite(h, m->H))
+        return GRUINFER_E_NONFINITE;
+    memcpy(s->h[k] + slot * m->Hp, h, (size_t)m->H * sizeof(float));
+    return GRUINFER_OK;
+}
+
+gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n)
+{
+    if (!s)
+        return GRUINFER_E_NULL;
+    if (slots)
+        for (int64_t i = 0; i < n; i++)
+            if (slots[i] < 0 || slots[i] >= s->N)
+                return GRUINFER_E_SLOT;
+    for (int32_t k = 0; k < s->p->n; k++) {
+        const gruinfer_gru *m = s->p->steps[k].gru;
+        if (!m)
+            continue;
+        if (!slots)
+            memset(s->h[k], 0, (size_t)(s->N * m->Hp) * sizeof(float));
+        else
+            for (int64_t i = 0; i < n; i++)
+                memset(s->h[k] + slots[i] * m->Hp, 0, (size_t)m->Hp * sizeof(float));
+    }
+    return GRUINFER_OK;
+}
