@@ -52,6 +52,8 @@ ext = Extension(
     "gruinfer._core",
     sources=["gruinfer/_core.pyx"] + C_SOURCES,
     include_dirs=["src_c", numpy.get_include()],
+    depends=["src_c/gru.h", "src_c/gru_internal.h", "src_c/gru_plan.h", "src_c/kernels.h",
+             "src_c/kernels_simd.h"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 

@@ -65,6 +65,18 @@ cdef inline bint is_f32_c(object a):
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
 
 
+cdef inline bint shape_is(object a, int nd, const cnp.npy_intp *dims):
+    """a is a float32 C-contiguous array of exactly these dims."""
+    if not is_f32_c(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != nd:
+        return False
+    cdef const cnp.npy_intp *got = cnp.PyArray_DIMS(<cnp.ndarray>a)
+    cdef int i
+    for i in range(nd):
+        if got[i] != dims[i]:
+            return False
+    return True
+
+
 cdef gruinfer_activation make_act(tuple a):
     cdef gruinfer_activation out
     out.kind = a[0]
@@ -106,8 +118,10 @@ cdef class Gru:
         cdef bytes kname = kernel.encode() if kernel else None
         cdef const char *kp = NULL if kname is None else <const char *>kname
         cdef gruinfer_status s
+        cdef const float *wp = fdata(W)
+        cdef const float *rp = fdata(R)
         with nogil:
-            s = gruinfer_gru_create(&cfg, fdata(W), fdata(R), bp, kp, &self.ptr)
+            s = gruinfer_gru_create(&cfg, wp, rp, bp, kp, &self.ptr)
         check(s, f"GRU node {name!r}", model=True)
 
     def __dealloc__(self):
@@ -143,8 +157,9 @@ cdef class Gru:
         if Yh is not None:
             yhp = fdata(Yh)
         cdef gruinfer_status s
+        cdef const float *xp = fdata(X)
         with nogil:
-            s = gruinfer_gru_run(self.ptr, layout, T, N, fdata(X), lp, hp, check_finite, yp, yhp)
+            s = gruinfer_gru_run(self.ptr, layout, T, N, xp, lp, hp, check_finite, yp, yhp)
         check(s, f"GRU node {name!r}")
         return Y, Yh
 
@@ -214,6 +229,9 @@ cdef class StreamCore:
     cdef int32_t step_out
     cdef int64_t in_w, out_w
     cdef tuple frame_in_shape, frame_out_shape
+    cdef cnp.npy_intp in_dims[8]
+    cdef cnp.npy_intp out_dims[8]
+    cdef int in_nd, out_nd
     cdef public bint check_finite
 
     def __cinit__(self, Plan plan, int64_t batch_size, int32_t step_out, tuple frame_in_shape,
@@ -232,8 +250,15 @@ cdef class StreamCore:
         self.step_out = step_out
         self.in_w = gruinfer_plan_width(plan.ptr, 0)
         self.out_w = gruinfer_plan_width(plan.ptr, step_out + 1)
+        if len(frame_in_shape) > 8 or len(frame_out_shape) > 8:
+            raise ValueError("frame shapes have at most 8 axes")
         self.frame_in_shape = frame_in_shape
         self.frame_out_shape = frame_out_shape
+        self.in_nd, self.out_nd = len(frame_in_shape), len(frame_out_shape)
+        for k in range(self.in_nd):
+            self.in_dims[k] = frame_in_shape[k]
+        for k in range(self.out_nd):
+            self.out_dims[k] = frame_out_shape[k]
         self.check_finite = check_finite
         check(gruinfer_stream_create(plan.ptr, batch_size, &self.ptr), "stream")
 
@@ -250,11 +275,11 @@ cdef class StreamCore:
 
     def step(self, x, out=None):
         """Advance every slot by one frame; return the first output for that frame (into `out` when given)."""
-        if not (is_f32_c(x) and (<cnp.ndarray>x).shape == self.frame_in_shape):
+        if not shape_is(x, self.in_nd, self.in_dims):
             x = self._coerce_frame(x)
         if out is None:
-            out = np.empty(self.frame_out_shape, np.float32)
-        elif not (is_f32_c(out) and (<cnp.ndarray>out).shape == self.frame_out_shape
+            out = cnp.PyArray_EMPTY(self.out_nd, self.out_dims, cnp.NPY_FLOAT32, 0)
+        elif not (shape_is(out, self.out_nd, self.out_dims)
                   and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
             raise InvalidArgument(
                 f"out must be a writeable C-contiguous float32 array of shape {self.frame_out_shape}")
@@ -294,18 +319,32 @@ cdef class StreamCore:
                 self.outs[k] = NULL
         check(s, "stream input")
 
-    def get_state(self, int32_t k, int64_t hidden):
+    cdef int64_t _state_width(self, int32_t k) except -1:
+        if k < 0 or k >= self.n_steps:
+            raise IndexError(f"no plan step {k}")
+        return gruinfer_plan_width(self.plan.ptr, k + 1)
+
+    def _get_state(self, int32_t k, int64_t hidden):
+        """Step k's state as a new [batch_size, hidden] array."""
+        if hidden != self._state_width(k):
+            raise ValueError("hidden does not match the step")
         cdef cnp.ndarray h = np.empty((self.batch_size, hidden), np.float32)
         check(gruinfer_stream_get_state(self.ptr, k, fdata(h)), "get_state")
         return h
 
-    def set_state(self, int32_t k, cnp.ndarray h):
-        check(gruinfer_stream_set_state(self.ptr, k, fdata(h)), "set_state")
+    def _set_state(self, int32_t k, h):
+        """Set step k's state from a float32 C-contiguous [batch_size, H] array."""
+        if not is_f32_c(h) or h.size != self.batch_size * self._state_width(k):
+            raise TypeError("state must be C-contiguous float32 of [batch_size, hidden_size]")
+        check(gruinfer_stream_set_state(self.ptr, k, fdata(<cnp.ndarray>h)), "set_state")
 
-    def set_slot_state(self, int32_t k, int64_t slot, cnp.ndarray h):
-        check(gruinfer_stream_set_slot_state(self.ptr, k, slot, fdata(h)), "set_state")
+    def _set_slot_state(self, int32_t k, int64_t slot, h):
+        """Set one slot's state of step k from a float32 C-contiguous [H] array."""
+        if not is_f32_c(h) or h.size != self._state_width(k):
+            raise TypeError("slot state must be C-contiguous float32 of [hidden_size]")
+        check(gruinfer_stream_set_slot_state(self.ptr, k, slot, fdata(<cnp.ndarray>h)), "set_state")
 
-    def reset(self, slots=None):
+    def _reset(self, slots=None):
         cdef cnp.ndarray idx
         if slots is None:
             check(gruinfer_stream_reset(self.ptr, NULL, 0), "reset")

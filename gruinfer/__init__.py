@@ -1,0 +1,36 @@
+"""gruinfer: C-accelerated GRU inference for ONNX models, whole sequences and stateful streams."""
+import os as _os
+
+try:
+    from . import _core
+except ImportError as _e:  # no silent slow path: without the C core there is no gruinfer
+    raise ImportError(
+        "gruinfer's C extension (gruinfer._core) failed to import; reinstall with "
+        "`pip install .` from the source tree so the extension is built: " + str(_e)) from _e
+
+from .errors import (GruinferError, InvalidArgument, InvalidModel, KernelUnavailable,
+                     NotStreamable, UnsupportedOp)
+from .graph import NodeArg
+from .session import InferenceSession
+from .stream import Stream
+
+__version__ = "0.1.0"
+
+__all__ = ["InferenceSession", "Stream", "NodeArg", "kernel_info", "GruinferError",
+           "InvalidArgument", "InvalidModel", "KernelUnavailable", "NotStreamable",
+           "UnsupportedOp", "__version__"]
+
+
+def kernel_info():
+    """Which kernels are built in, which this CPU runs, and which one new sessions use.
+
+    {"selected": name or None, "available": [...], "supported": [...],
+     "env": value of GRUINFER_KERNEL or None}.  "selected" is None when
+    GRUINFER_KERNEL names a kernel that is unknown or unsupported here."""
+    names = _core.kernel_names()
+    return {
+        "selected": _core.kernel_default(),
+        "available": names,
+        "supported": [n for n in names if _core.kernel_supported(n)],
+        "env": _os.environ.get("GRUINFER_KERNEL"),
+    }
