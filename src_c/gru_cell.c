@@ -65,7 +65,7 @@ void gruinfer_gru_project(const gruinfer_gru *m, int d, int64_t rows, const floa
     const int64_t w = 3 * m->Hp;
     for (int64_t i = 0; i < rows; i++)
         memcpy(xp + i * w, m->bx[d], (size_t)w * sizeof(float));
-    m->k->gemm_acc(rows, w, m->I, X, lda, m->Wp[d], w, xp, w);
+    m->k->gemm_acc(rows, w, m->I, X, lda, m->Wp[d], xp, w);
 }
 
 void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow,
@@ -87,7 +87,9 @@ void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N, const float *con
         else
             memset(hp + n * w + 2 * Hp, 0, (size_t)Hp * sizeof(float));
     }
-    m->k->gemm_acc(N, lbr ? w : 2 * Hp, H, h, Hp, m->Rp[d], w, hp, w);
+    m->k->gemm_acc(N, 2 * Hp, H, h, Hp, m->Rzr[d], hp, w);
+    if (lbr)
+        m->k->gemm_acc(N, Hp, H, h, Hp, m->Rh[d], hp + 2 * Hp, w);
 
     for (int64_t n = 0; n < N; n++) {
         float *zr = hp + n * w;
@@ -105,7 +107,7 @@ void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N, const float *con
             for (int64_t j = 0; j < Hp; j++)
                 o[j] = r[j] * hn[j];
         }
-        m->k->gemm_acc(N, Hp, H, rh, Hp, m->Rp[d] + 2 * Hp, w, hp + 2 * Hp, w);
+        m->k->gemm_acc(N, Hp, H, rh, Hp, m->Rh[d], hp + 2 * Hp, w);
     }
     for (int64_t n = 0; n < N; n++) {
         if (active && !active[n])

@@ -11,8 +11,9 @@ struct gruinfer_gru {
     gruinfer_gru_config cfg;
     int64_t D, I, H, Hp;          /* Hp: H rounded up to GRUINFER_PAD */
     const gruinfer_kernels *k;
-    float *Wp[2];                 /* [I][3Hp], columns z | r | h */
-    float *Rp[2];                 /* [H][3Hp], columns z | r | h */
+    float *Wp[2];                 /* [I][3Hp] in panels, columns z | r | h */
+    float *Rzr[2];                /* [H][2Hp] in panels, columns z | r */
+    float *Rh[2];                 /* [H][Hp] in panels */
     float *bx[2];                 /* [3Hp]: Wb + Rb for z, r; Wbh (+ Rbh when lbr = 0) for h */
     float *rbh[2];                /* [Hp]: Rbh, applied inside r * (.) when lbr = 1 */
     void *mem;

@@ -27,6 +27,18 @@ int gruinfer_all_finite(const float *x, int64_t n)
     return acc == 0.0f;
 }
 
+void gruinfer_pack(float *dst, const float *src, int64_t ld, int64_t k, int64_t n,
+                   int64_t panel)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += panel) {
+        const int64_t w = n - j0 < panel ? n - j0 : panel;
+        float *d = dst + j0 * k;
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t j = 0; j < w; j++)
+                d[p * w + j] = src[p * ld + j0 + j];
+    }
+}
+
 static gruinfer_status check_config(const gruinfer_gru_config *c)
 {
     if (c->input_size < 1 || c->hidden_size < 1 || c->input_size > GRUINFER_MAX_DIM ||
@@ -53,13 +65,18 @@ static gruinfer_status check_config(const gruinfer_gru_config *c)
     return GRUINFER_OK;
 }
 
-/* dst[k][g*Hp + j] = src[g*H + j][k]: ONNX [3H, K] rows to k-major gate blocks. */
-static void pack(float *dst, const float *src, int64_t H, int64_t Hp, int64_t K)
+/* Pack gates g0 <= g < g1 of an ONNX [3H, K] matrix: column (g - g0)*Hp + j of
+ * the packed [K][(g1 - g0)*Hp] matrix is row g*H + j of src (pads stay zero). */
+static void pack_gates(float *dst, float *tmp, const float *src, int64_t H, int64_t Hp,
+                       int64_t K, int g0, int g1, int64_t panel)
 {
-    for (int g = 0; g < 3; g++)
+    const int64_t n = (g1 - g0) * Hp;
+    memset(tmp, 0, (size_t)(K * n) * sizeof(float));
+    for (int g = g0; g < g1; g++)
         for (int64_t j = 0; j < H; j++)
             for (int64_t k = 0; k < K; k++)
-                dst[k * 3 * Hp + g * Hp + j] = src[(g * H + j) * K + k];
+                tmp[k * n + (g - g0) * Hp + j] = src[(g * H + j) * K + k];
+    gruinfer_pack(dst, tmp, n, K, n, panel);
 }
 
 gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float *W,
@@ -87,9 +104,11 @@ gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float 
     gruinfer_gru *m = calloc(1, sizeof *m);
     const int64_t per_dir = 3 * Hp * (I + H + 1) + Hp;
     float *mem = gruinfer_alloc_floats(D * per_dir);
-    if (!m || !mem) {
+    float *tmp = gruinfer_alloc_floats(3 * Hp * (I > H ? I : H));
+    if (!m || !mem || !tmp) {
         free(m);
         gruinfer_free_aligned(mem);
+        gruinfer_free_aligned(tmp);
         return GRUINFER_E_NOMEM;
     }
     m->cfg = *cfg;
@@ -97,11 +116,13 @@ gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float 
     for (int64_t d = 0; d < D; d++) {
         float *p = mem + d * per_dir;
         m->Wp[d] = p;
-        m->Rp[d] = p + 3 * Hp * I;
-        m->bx[d] = m->Rp[d] + 3 * Hp * H;
+        m->Rzr[d] = p + 3 * Hp * I;
+        m->Rh[d] = m->Rzr[d] + 2 * Hp * H;
+        m->bx[d] = m->Rh[d] + Hp * H;
         m->rbh[d] = m->bx[d] + 3 * Hp;
-        pack(m->Wp[d], W + d * 3 * H * I, H, Hp, I);
-        pack(m->Rp[d], R + d * 3 * H * H, H, Hp, H);
+        pack_gates(m->Wp[d], tmp, W + d * 3 * H * I, H, Hp, I, 0, 3, k->panel);
+        pack_gates(m->Rzr[d], tmp, R + d * 3 * H * H, H, Hp, H, 0, 2, k->panel);
+        pack_gates(m->Rh[d], tmp, R + d * 3 * H * H, H, Hp, H, 2, 3, k->panel);
         if (!B)
             continue;
         const float *wb = B + d * 6 * H, *rb = wb + 3 * H;
@@ -114,6 +135,7 @@ gruinfer_status gruinfer_gru_create(const gruinfer_gru_config *cfg, const float 
             for (int64_t j = 0; j < H; j++)
                 m->rbh[d][j] = rb[2 * H + j];
     }
+    gruinfer_free_aligned(tmp);
     *out = m;
     return GRUINFER_OK;
 }

@@ -44,14 +44,19 @@ static gruinfer_status add_step(gruinfer_plan *p, int32_t i, const gruinfer_step
             return GRUINFER_E_NONFINITE;
         st->out_w = ow;
         st->Wp = gruinfer_alloc_floats(owp * (st->in_w + 1));
-        if (!st->Wp)
+        float *tmp = gruinfer_alloc_floats(owp * st->in_w);
+        if (!st->Wp || !tmp) {
+            gruinfer_free_aligned(tmp);
             return GRUINFER_E_NOMEM;
+        }
         st->b = st->Wp + owp * st->in_w;
         for (int64_t o = 0; o < ow; o++) {
             for (int64_t k = 0; k < st->in_w; k++)
-                st->Wp[k * owp + o] = in->weight[o * st->in_w + k];
+                tmp[k * owp + o] = in->weight[o * st->in_w + k];
             st->b[o] = in->bias ? in->bias[o] : 0.0f;
         }
+        gruinfer_pack(st->Wp, tmp, owp, st->in_w, owp, p->k->panel);
+        gruinfer_free_aligned(tmp);
         return GRUINFER_OK;
     }
     case GRUINFER_STEP_ACT: {

@@ -8,7 +8,7 @@ typedef struct {
     int32_t kind, input;        /* input: 0 the plan input, k the output of step k-1 */
     int64_t in_w, out_w;
     const gruinfer_gru *gru;    /* STEP_GRU */
-    float *Wp, *b;              /* STEP_DENSE: [in_w][round_up(out_w)] then bias; one allocation */
+    float *Wp, *b;              /* STEP_DENSE: [in_w][round_up(out_w)] in panels, then bias; one allocation */
     gruinfer_activation act;    /* STEP_ACT */
 } gruinfer_plan_step;
 

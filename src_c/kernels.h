@@ -4,19 +4,22 @@
 
 #include <stdint.h>
 
-/* Every packed matrix is k-major: row k holds the weights of input k for all
- * output columns, rows ldb floats apart (ldb a multiple of GRUINFER_PAD, rows
- * 64-byte aligned), so a kernel streams it sequentially and needs no
- * horizontal reduction. */
+/* Packed matrices ([k rows][n columns], n a multiple of GRUINFER_PAD) are cut
+ * into column panels of the kernel's panel width (the last may be narrower,
+ * still a multiple of GRUINFER_PAD).  Each panel is stored k-major and
+ * contiguous: panel j starts at j * panel * k, and row p of it holds that
+ * panel's columns for input p.  A kernel streams each panel sequentially with
+ * no horizontal reduction; see gruinfer_pack. */
 #define GRUINFER_PAD 16
 #define GRUINFER_ALIGN 64
 
 typedef struct {
     const char *name;
-    /* C[i, 0:n] += sum_k A[i, k] * B[k, 0:n] for i < m.
-     * A rows lda apart, B rows ldb apart, C rows ldc apart. */
+    int64_t panel;  /* panel width in floats, a multiple of GRUINFER_PAD */
+    /* C[i, 0:n] += sum_p A[i, p] * B[p, 0:n] for i < m, B packed in panels.
+     * A rows lda apart, C rows ldc apart. */
     void (*gemm_acc)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                     const float *B, int64_t ldb, float *C, int64_t ldc);
+                     const float *B, float *C, int64_t ldc);
     /* In place over n floats; accurate to 1e-6 absolute against float64. */
     void (*sigmoid)(float *x, int64_t n);
     void (*tanh)(float *x, int64_t n);
@@ -28,6 +31,11 @@ extern const gruinfer_kernels gruinfer_kernels_ref;
 extern const gruinfer_kernels gruinfer_kernels_avx2;
 extern const gruinfer_kernels gruinfer_kernels_avx512;
 #endif
+
+/* Pack a row-major [k][n] matrix src (rows ld apart) into dst in panels of
+ * `panel` columns; dst holds k * n floats. */
+void gruinfer_pack(float *dst, const float *src, int64_t ld, int64_t k, int64_t n,
+                   int64_t panel);
 
 /* cpu.c: the kernel for a name (NULL: GRUINFER_KERNEL, else the best the CPU runs). */
 const gruinfer_kernels *gruinfer_kernels_find(const char *name);

@@ -3,17 +3,23 @@
 
 #include "kernels.h"
 
+#define PANEL GRUINFER_PAD
+
 static void gemm_acc_ref(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                         const float *B, int64_t ldb, float *C, int64_t ldc)
+                         const float *B, float *C, int64_t ldc)
 {
-    for (int64_t i = 0; i < m; i++) {
-        float *c = C + i * ldc;
-        const float *a = A + i * lda;
-        for (int64_t p = 0; p < k; p++) {
-            const float ap = a[p];
-            const float *b = B + p * ldb;
-            for (int64_t j = 0; j < n; j++)
-                c[j] += ap * b[j];
+    for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
+        const int64_t w = n - j0 < PANEL ? n - j0 : PANEL;
+        const float *panel = B + j0 * k;
+        for (int64_t i = 0; i < m; i++) {
+            float *c = C + i * ldc + j0;
+            const float *a = A + i * lda;
+            for (int64_t p = 0; p < k; p++) {
+                const float ap = a[p];
+                const float *b = panel + p * w;
+                for (int64_t j = 0; j < w; j++)
+                    c[j] += ap * b[j];
+            }
         }
     }
 }
@@ -30,4 +36,4 @@ static void tanh_ref(float *x, int64_t n)
         x[i] = tanhf(x[i]);
 }
 
-const gruinfer_kernels gruinfer_kernels_ref = {"ref", gemm_acc_ref, sigmoid_ref, tanh_ref};
+const gruinfer_kernels gruinfer_kernels_ref = {"ref", PANEL, gemm_acc_ref, sigmoid_ref, tanh_ref};

@@ -29,71 +29,76 @@ static inline vf vselect(vi mask, vf a, vf b)
 static inline vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
 static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
 
-/* C[i, :n] += A[i, :k] . B[:k, :n], four rows at a time sharing each load of B. */
-static void NAME(gemm_acc)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                           const float *B, int64_t ldb, float *C, int64_t ldc)
+/* Panel width: four vectors.  Rows per block: four with 32 vector registers
+ * (16 accumulators), two with 16 (8 accumulators). */
+#define PANEL (4 * VLEN)
+#define ROWS (VLEN >= 16 ? 4 : 2)
+
+/* C[i, j0:j0+PANEL] += A[i, :k] . panel for ROWS rows; the panel is [k][PANEL]. */
+static inline void NAME(block_full)(int64_t k, const float *A, int64_t lda, const float *b,
+                                    float *C, int64_t ldc)
 {
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-        const float *a0 = A + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-        float *c0 = C + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-        int64_t j = 0;
-        for (; j + 2 * VLEN <= n; j += 2 * VLEN) {
-            vf s00 = {0}, s01 = {0}, s10 = {0}, s11 = {0};
-            vf s20 = {0}, s21 = {0}, s30 = {0}, s31 = {0};
-            for (int64_t p = 0; p < k; p++) {
-                const vf b0 = vload(B + p * ldb + j), b1 = vload(B + p * ldb + j + VLEN);
-                const vf x0 = vsplat(a0[p]), x1 = vsplat(a1[p]);
-                const vf x2 = vsplat(a2[p]), x3 = vsplat(a3[p]);
-                s00 += x0 * b0; s01 += x0 * b1; s10 += x1 * b0; s11 += x1 * b1;
-                s20 += x2 * b0; s21 += x2 * b1; s30 += x3 * b0; s31 += x3 * b1;
-            }
-            vstore(c0 + j, vload(c0 + j) + s00); vstore(c0 + j + VLEN, vload(c0 + j + VLEN) + s01);
-            vstore(c1 + j, vload(c1 + j) + s10); vstore(c1 + j + VLEN, vload(c1 + j + VLEN) + s11);
-            vstore(c2 + j, vload(c2 + j) + s20); vstore(c2 + j + VLEN, vload(c2 + j + VLEN) + s21);
-            vstore(c3 + j, vload(c3 + j) + s30); vstore(c3 + j + VLEN, vload(c3 + j + VLEN) + s31);
-        }
-        for (; j < n; j++) {
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int64_t p = 0; p < k; p++) {
-                const float b = B[p * ldb + j];
-                s0 += a0[p] * b; s1 += a1[p] * b; s2 += a2[p] * b; s3 += a3[p] * b;
-            }
-            c0[j] += s0; c1[j] += s1; c2[j] += s2; c3[j] += s3;
+    vf s[ROWS][4];
+    for (int r = 0; r < ROWS; r++)
+        for (int q = 0; q < 4; q++)
+            s[r][q] = (vf){0};
+    for (int64_t p = 0; p < k; p++, b += PANEL) {
+        const vf b0 = vload(b), b1 = vload(b + VLEN), b2 = vload(b + 2 * VLEN), b3 = vload(b + 3 * VLEN);
+        for (int r = 0; r < ROWS; r++) {
+            const vf x = vsplat(A[r * lda + p]);
+            s[r][0] += x * b0; s[r][1] += x * b1; s[r][2] += x * b2; s[r][3] += x * b3;
         }
     }
-    for (; i < m; i++) {
-        const float *a = A + i * lda;
-        float *c = C + i * ldc;
-        int64_t j = 0;
-        for (; j + 8 * VLEN <= n; j += 8 * VLEN) {
-            vf s[8] = {{0}};
-            for (int64_t p = 0; p < k; p++) {
-                const float *b = B + p * ldb + j;
-                const vf x = vsplat(a[p]);
-                for (int q = 0; q < 8; q++)
-                    s[q] += x * vload(b + q * VLEN);
-            }
-            for (int q = 0; q < 8; q++)
-                vstore(c + j + q * VLEN, vload(c + j + q * VLEN) + s[q]);
+    for (int r = 0; r < ROWS; r++)
+        for (int q = 0; q < 4; q++)
+            vstore(C + r * ldc + q * VLEN, vload(C + r * ldc + q * VLEN) + s[r][q]);
+}
+
+/* One row against a panel of w floats (w a multiple of VLEN, at most PANEL);
+ * even and odd inputs go to separate accumulators so eight FMAs are in flight. */
+static inline void NAME(block_row)(int64_t k, int64_t w, const float *a, const float *b,
+                                   float *c)
+{
+    vf s[4] = {{0}}, t[4] = {{0}};
+    const int nv = (int)(w / VLEN);
+    int64_t p = 0;
+    if (nv == 4) {
+        for (; p + 2 <= k; p += 2, b += 2 * PANEL) {
+            const vf x0 = vsplat(a[p]), x1 = vsplat(a[p + 1]);
+            s[0] += x0 * vload(b); s[1] += x0 * vload(b + VLEN);
+            s[2] += x0 * vload(b + 2 * VLEN); s[3] += x0 * vload(b + 3 * VLEN);
+            t[0] += x1 * vload(b + PANEL); t[1] += x1 * vload(b + PANEL + VLEN);
+            t[2] += x1 * vload(b + PANEL + 2 * VLEN); t[3] += x1 * vload(b + PANEL + 3 * VLEN);
         }
-        for (; j + VLEN <= n; j += VLEN) {
-            vf s0 = {0}, s1 = {0};
-            int64_t p = 0;
-            for (; p + 2 <= k; p += 2) {
-                s0 += vsplat(a[p]) * vload(B + p * ldb + j);
-                s1 += vsplat(a[p + 1]) * vload(B + (p + 1) * ldb + j);
-            }
-            if (p < k)
-                s0 += vsplat(a[p]) * vload(B + p * ldb + j);
-            vstore(c + j, vload(c + j) + s0 + s1);
+    }
+    for (; p < k; p++, b += w) {
+        const vf x = vsplat(a[p]);
+        for (int q = 0; q < nv; q++)
+            s[q] += x * vload(b + q * VLEN);
+    }
+    for (int q = 0; q < nv; q++)
+        vstore(c + q * VLEN, vload(c + q * VLEN) + s[q] + t[q]);
+}
+
+static void NAME(gemm_acc)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                           const float *B, float *C, int64_t ldc)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
+        const int64_t w = n - j0 < PANEL ? n - j0 : PANEL;
+        const float *panel = B + j0 * k;
+        int64_t i = 0;
+        if (w == PANEL)
+            for (; i + ROWS <= m; i += ROWS)
+                NAME(block_full)(k, A + i * lda, lda, panel, C + i * ldc + j0, ldc);
+        if (w % VLEN == 0) {
+            for (; i < m; i++)
+                NAME(block_row)(k, w, A + i * lda, panel, C + i * ldc + j0);
+            continue;
         }
-        for (; j < n; j++) {
-            float s = 0;
+        for (; i < m; i++)  /* panel width not a whole number of vectors */
             for (int64_t p = 0; p < k; p++)
-                s += a[p] * B[p * ldb + j];
-            c[j] += s;
-        }
+                for (int64_t j = 0; j < w; j++)
+                    C[i * ldc + j0 + j] += A[i * lda + p] * panel[p * w + j];
     }
 }
 
@@ -163,4 +168,4 @@ static void NAME(tanh)(float *x, int64_t n)
 }
 
 const gruinfer_kernels GLUE(gruinfer_kernels, GRUINFER_SUFFIX) = {
-    STR(GRUINFER_SUFFIX), NAME(gemm_acc), NAME(sigmoid), NAME(tanh)};
+    STR(GRUINFER_SUFFIX), PANEL, NAME(gemm_acc), NAME(sigmoid), NAME(tanh)};
