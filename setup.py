@@ -12,7 +12,7 @@ C_SOURCES = [
     "src_c/cpu.c",
     "src_c/status.c",
     "src_c/gru_model.c",
-    "src_c/gru_cell.c",
+    "src_c/activations.c",
     "src_c/gru_run.c",
     "src_c/gru_plan.c",
     "src_c/gru_stream.c",
@@ -53,7 +53,7 @@ ext = Extension(
     sources=["gruinfer/_core.pyx"] + C_SOURCES,
     include_dirs=["src_c", numpy.get_include()],
     depends=["src_c/gru.h", "src_c/gru_internal.h", "src_c/gru_plan.h", "src_c/kernels.h",
-             "src_c/kernels_simd.h"],
+             "src_c/kernels_simd.h", "src_c/gru_cell_arch.h"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 

@@ -78,6 +78,7 @@ class Graph:
         known = set(init_names) | {i.name for i in self.inputs}
         self.nodes = []
         self.producer = {}
+        self.alias = {}  # Identity output -> the value it passes on (graph input or initializer included)
         for i, p in enumerate(g.node):
             name = p.name or f"{p.op_type}_{i}"
             if p.domain not in ("", "ai.onnx"):
@@ -88,6 +89,11 @@ class Graph:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.op_type} is not supported "
                     f"(gruinfer runs {', '.join(SUPPORTED_OPS)})")
+            for value in p.output:
+                if value in known:
+                    raise InvalidModel(
+                        f"node {name!r} ({p.op_type}): output {value!r} is already defined "
+                        "(by a graph input, an initializer or an earlier node)")
             for value in p.input:
                 if value and value not in known:
                     raise InvalidModel(
@@ -101,6 +107,9 @@ class Graph:
             elif p.op_type == "Identity":
                 if len(p.input) != 1 or len(p.output) != 1:
                     raise InvalidModel(f"Identity node {name!r}: expected one input and one output")
+                if p.input[0] in self.constants:
+                    self.constants[p.output[0]] = self.constants[p.input[0]]
+                self.alias[p.output[0]] = self.alias.get(p.input[0], p.input[0])
             else:
                 node.spec = gru_spec(p, name, self.constants)
                 node.layer = build_layer(node.spec, kernel)

@@ -3,8 +3,8 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument, KernelUnavailable
-from .graph import Graph
-from .onnx_import import load_model
+from .graph import Graph, build_layer
+from .onnx_import import gru_spec, load_model
 from .validate import check_shape, coerce_float, coerce_int32
 
 
@@ -69,7 +69,7 @@ class InferenceSession:
                 return node.layer.kernel
         return self._kernel or _core.kernel_default()
 
-    def _coerce_feeds(self, input_feed, required=True, where="feed"):
+    def _coerce_feeds(self, input_feed, required=True, where="feed", check_dims=True):
         if not isinstance(input_feed, dict):
             raise InvalidArgument(f"input_feed must be a dict of name -> array, got "
                                   f"{type(input_feed).__name__}")
@@ -88,7 +88,7 @@ class InferenceSession:
             else:
                 arr = np.asarray(value)
             if arg.shape is not None:
-                check_shape(arr, what, [d if isinstance(d, int) and d > 0 else None
+                check_shape(arr, what, [d if check_dims and isinstance(d, int) and d > 0 else None
                                         for d in arg.shape])
             feeds[name] = arr
         if required:
@@ -114,12 +114,13 @@ class InferenceSession:
         """Run the whole graph; returns a list of numpy arrays in the order of output_names (None: all)."""
         names = self._output_names(output_names)
         values = dict(self._graph.constants)
-        values.update(self._coerce_feeds(input_feed))
+        feeds = self._coerce_feeds(input_feed)
+        values.update(feeds)
         for node in self._graph.nodes:
             if node.op == "Identity":
                 values[node.proto.output[0]] = values[node.proto.input[0]]
             elif node.op == "GRU":
-                self._run_gru(node, values)
+                self._run_gru(node, values, feeds)
         # Every result is its own array: never a feed, a constant, or another result.
         out, given = [], set()
         for n in names:
@@ -128,9 +129,13 @@ class InferenceSession:
             given.add(id(a))
         return out
 
-    def _run_gru(self, node, values):
-        spec, ins = node.spec, list(node.proto.input) + [""] * 6
+    def _run_gru(self, node, values, feeds):
+        spec, ins, layer = node.spec, list(node.proto.input) + [""] * 6, node.layer
         where = f"GRU node {node.name!r}"
+        if any(self._graph.alias.get(v, v) in feeds for v in ins[1:4] if v):
+            # A weight initializer overridden by a feed: pack a layer for this call only.
+            spec = gru_spec(node.proto, node.name, values)
+            layer = build_layer(spec, self._kernel)
         D, H, I = spec.num_directions, spec.hidden_size, spec.input_size
         x_shape = ["batch_size", "seq_length", I] if spec.layout else ["seq_length", "batch_size", I]
         X = values[ins[0]]
@@ -153,7 +158,7 @@ class InferenceSession:
                               [N, D, H] if spec.layout else [D, N, H])
         outs = list(node.proto.output) + ["", ""]
         try:
-            Y, Yh = node.layer.run(X, spec.layout, lens, h0, bool(outs[0]), bool(outs[1]),
+            Y, Yh = layer.run(X, spec.layout, lens, h0, bool(outs[0]), bool(outs[1]),
                                    self._check_finite, node.name)
         except InvalidArgument as e:
             if "NaN" in str(e):

@@ -19,6 +19,7 @@ class Lowered:
     kinds: dict                                          # graph value -> ("seq"|"state", k, layout) | ("x",) | ("const",)
     state_inputs: dict = field(default_factory=dict)     # graph input -> (k, layout)
     lens_inputs: set = field(default_factory=set)        # graph inputs that are sequence_lens
+    weight_inputs: set = field(default_factory=set)      # overridable initializers packed as weights
     initial: dict = field(default_factory=dict)          # k -> constant initial_h [1 or N, H]
     step_out: int = 0
 
@@ -34,24 +35,21 @@ def lower_for_stream(graph, kernel):
     inputs = {a.name for a in graph.inputs} | set(graph.overridable)
     time_input, layout, input_size = None, 0, 0
     steps, grus = [], []
-    state_inputs, lens_inputs, initial = {}, set(), {}
+    state_inputs, lens_inputs, weight_inputs, initial = {}, set(), set(), {}
     for node in graph.nodes:
         p = node.proto
         if node.op == "Constant":
             continue
         if node.op == "Identity":
-            if p.input[0] in inputs:
-                kinds[p.output[0]] = ("input", p.input[0])
-            else:
+            if p.input[0] in kinds:
                 kinds[p.output[0]] = kinds[p.input[0]]
             continue
         spec, ins = node.spec, list(p.input) + [""] * 6
         if spec.direction != 0:
             which = "bidirectional" if spec.direction == 2 else "reverse"
             raise NotStreamable(f"{which} GRU node {node.name!r} needs the whole sequence")
-        x = ins[0] if ins[0] in inputs else kinds.get(ins[0], ("",))
-        x = x[1] if isinstance(x, tuple) and x[0] == "input" else x
-        if not isinstance(x, str) or x not in inputs:
+        x = graph.alias.get(ins[0], ins[0])
+        if x not in inputs:
             raise NotStreamable(
                 f"GRU node {node.name!r}: input X ({ins[0]!r}) is computed inside the graph; "
                 "streams run GRU nodes that read a model input")
@@ -61,6 +59,8 @@ def lower_for_stream(graph, kernel):
             raise NotStreamable(
                 f"GRU node {node.name!r} reads {x!r} with layout {spec.layout}, but the stream "
                 f"input is {time_input!r} with layout {layout}: a stream takes one frame input")
+        weight_inputs.update(graph.alias.get(v, v) for v in ins[1:4]
+                             if graph.alias.get(v, v) in graph.overridable)
         k = len(steps)
         steps.append(("gru", 0, node.layer))
         grus.append((node.name, spec.hidden_size))
@@ -70,17 +70,15 @@ def lower_for_stream(graph, kernel):
                     f"GRU node {node.name!r}: a fixed sequence_lens cannot stream")
             lens_inputs.add(ins[4])
         if ins[5]:
-            src = ins[5] if ins[5] in inputs else None
-            if src is None and kinds.get(ins[5], ("",))[0] == "input":
-                src = kinds[ins[5]][1]
-            if src is not None:
-                state_inputs[src] = (k, spec.layout)
-            elif kinds.get(ins[5], ("",))[0] == "const":
-                h0 = np.asarray(graph.constants[ins[5]], np.float32)
-                initial[k] = h0[:, 0, :] if spec.layout else h0[0]
-            else:
+            src = graph.alias.get(ins[5], ins[5])
+            if src not in inputs and src not in graph.constants:
                 raise NotStreamable(
                     f"GRU node {node.name!r}: initial_h is computed inside the graph")
+            if src in inputs:  # a feed sets the state (an overridable initializer is both)
+                state_inputs[src] = (k, spec.layout)
+            if src in graph.constants:
+                h0 = np.asarray(graph.constants[src], np.float32)
+                initial[k] = h0[:, 0, :] if spec.layout else h0[0]
         outs = list(p.output) + ["", ""]
         if outs[0]:
             kinds[outs[0]] = ("seq", k, spec.layout)
@@ -89,11 +87,10 @@ def lower_for_stream(graph, kernel):
     if not steps:
         raise NotStreamable("the model has no GRU node: nothing to stream")
     for o in graph.outputs:
-        kind = kinds.get(o.name, ("input", o.name) if o.name in inputs else None)
-        if kind is None or kind[0] == "input" and kind[1] != time_input:
-            raise NotStreamable(f"graph output {o.name!r} is not computed frame by frame")
-        if kind[0] == "input":
+        if graph.alias.get(o.name, o.name) == time_input:
             kinds[o.name] = ("x",)
+        elif o.name not in kinds:
+            raise NotStreamable(f"graph output {o.name!r} is not computed frame by frame")
     first = kinds[graph.outputs[0].name]
     if first[0] not in ("seq", "state"):
         raise NotStreamable(
@@ -101,7 +98,7 @@ def lower_for_stream(graph, kernel):
             "so step() has nothing to return")
     plan = _core.Plan(input_size, steps, kernel)
     return Lowered(plan, time_input, layout, input_size, grus, kinds, state_inputs,
-                   lens_inputs, initial, first[1])
+                   lens_inputs, weight_inputs, initial, first[1])
 
 
 class Stream(_core.StreamCore):
@@ -147,11 +144,16 @@ class Stream(_core.StreamCore):
         outputs: the state after the chunk)."""
         sess, low, N = self._session, self._low, self.batch_size
         names = sess._output_names(output_names)
-        feeds = sess._coerce_feeds(input_feed, required=False, where="stream feed")
+        feeds = sess._coerce_feeds(input_feed, required=False, where="stream feed",
+                                   check_dims=False)
         for name in low.lens_inputs & feeds.keys():
             raise InvalidArgument(
                 f"input {name!r} is a sequence_lens: streams advance every slot by every frame, "
                 "so it cannot be fed to a stream")
+        for name in low.weight_inputs & feeds.keys():
+            raise InvalidArgument(
+                f"input {name!r} is a GRU weight, packed when the stream was made: it cannot be "
+                "fed to a stream (sess.run accepts it)")
         if low.time_input not in feeds:
             raise InvalidArgument(f"missing input {low.time_input!r}")
         x = feeds[low.time_input]
@@ -230,6 +232,8 @@ class Stream(_core.StreamCore):
         """Put the given slots (all when None) back to their initial state; others are untouched."""
         if slots is not None:
             idx = np.asarray(slots)
+            if idx.size == 0:
+                return
             if idx.dtype.kind not in "iu" or idx.ndim > 1:
                 raise InvalidArgument(f"slots must be a list of slot indices, got {slots!r}")
             idx = idx.reshape(-1).astype(np.int64)

@@ -44,11 +44,18 @@ static inline int64_t gruinfer_cell_scratch(const gruinfer_gru *m, int64_t N)
  *   h: the states [N][Hp], updated in place for rows with active[n] != 0
  *      (every row when active is NULL).
  *   scratch: gruinfer_cell_scratch(m, N) floats. */
-void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow,
-                       float *h, const unsigned char *active, float *scratch);
+static inline void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N,
+                                     const float *const *xrow, float *h,
+                                     const unsigned char *active, float *scratch)
+{
+    m->k->cell(m, d, N, xrow, h, active, scratch);
+}
 
 /* xp[i] = X[i] . W_d^T + bias for `rows` input rows lda apart; xp rows 3Hp apart. */
-void gruinfer_gru_project(const gruinfer_gru *m, int d, int64_t rows, const float *X,
-                          int64_t lda, float *xp);
+static inline void gruinfer_gru_project(const gruinfer_gru *m, int d, int64_t rows,
+                                        const float *X, int64_t lda, float *xp)
+{
+    m->k->project(m, d, rows, X, lda, xp);
+}
 
 #endif

@@ -111,9 +111,7 @@ static void run_block(gruinfer_stream *s, int64_t tb)
             break;
         }
         case GRUINFER_STEP_DENSE:
-            for (int64_t r = 0; r < rows; r++)
-                memcpy(out + r * ldo, st->b, (size_t)ldo * sizeof(float));
-            p->k->gemm_acc(rows, ldo, st->in_w, in, ldi, st->Wp, out, ldo);
+            p->k->gemm(rows, ldo, st->in_w, in, ldi, st->Wp, st->b, out, ldo);
             break;
         case GRUINFER_STEP_ACT:
             memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));

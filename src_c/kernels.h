@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "gru.h"
+
 /* Packed matrices ([k rows][n columns], n a multiple of GRUINFER_PAD) are cut
  * into column panels of the kernel's panel width (the last may be narrower,
  * still a multiple of GRUINFER_PAD).  Each panel is stored k-major and
@@ -13,16 +15,21 @@
 #define GRUINFER_PAD 16
 #define GRUINFER_ALIGN 64
 
-typedef struct {
+typedef struct gruinfer_kernels {
     const char *name;
     int64_t panel;  /* panel width in floats, a multiple of GRUINFER_PAD */
-    /* C[i, 0:n] += sum_p A[i, p] * B[p, 0:n] for i < m, B packed in panels.
-     * A rows lda apart, C rows ldc apart. */
-    void (*gemm_acc)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                     const float *B, float *C, int64_t ldc);
+    /* C[i, 0:n] = bias[0:n] (zeros when NULL) + sum_p A[i, p] * B[p, 0:n] for
+     * i < m; B packed in panels, A rows lda apart, C rows ldc apart. */
+    void (*gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                 const float *B, const float *bias, float *C, int64_t ldc);
     /* In place over n floats; accurate to 1e-6 absolute against float64. */
     void (*sigmoid)(float *x, int64_t n);
     void (*tanh)(float *x, int64_t n);
+    /* gru_cell_arch.h compiled for this ISA: see gruinfer_gru_project / _cell. */
+    void (*project)(const gruinfer_gru *m, int d, int64_t rows, const float *X, int64_t lda,
+                    float *xp);
+    void (*cell)(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow, float *h,
+                 const unsigned char *active, float *scratch);
 } gruinfer_kernels;
 
 extern const gruinfer_kernels gruinfer_kernels_ref;

@@ -26,22 +26,26 @@ static inline vf vselect(vi mask, vf a, vf b)
 {
     return (vf)(((vi)a & mask) | ((vi)b & ~mask));
 }
-static inline vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
-static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+/* min(a, b) / max(a, b) that keep a NaN in a (the comparison is false). */
+static inline vf vmin(vf a, vf b) { return vselect(a > b, b, a); }
+static inline vf vmax(vf a, vf b) { return vselect(a < b, b, a); }
 
 /* Panel width: four vectors.  Rows per block: four with 32 vector registers
- * (16 accumulators), two with 16 (8 accumulators). */
+ * (16 accumulators), two with 16 (8 accumulators).  KC: inputs per pass, so a
+ * panel slice of KC rows (32 KiB) stays in L1 while every row block uses it. */
 #define PANEL (4 * VLEN)
 #define ROWS (VLEN >= 16 ? 4 : 2)
+#define KC (8192 / PANEL)
 
-/* C[i, j0:j0+PANEL] += A[i, :k] . panel for ROWS rows; the panel is [k][PANEL]. */
+/* C[r, 0:PANEL] = init + A[r, 0:k] . panel for ROWS rows; init is the bias
+ * (zeros when NULL) or, with acc, C itself. */
 static inline void NAME(block_full)(int64_t k, const float *A, int64_t lda, const float *b,
-                                    float *C, int64_t ldc)
+                                    const float *bias, int acc, float *C, int64_t ldc)
 {
     vf s[ROWS][4];
     for (int r = 0; r < ROWS; r++)
         for (int q = 0; q < 4; q++)
-            s[r][q] = (vf){0};
+            s[r][q] = acc ? vload(C + r * ldc + q * VLEN) : bias ? vload(bias + q * VLEN) : (vf){0};
     for (int64_t p = 0; p < k; p++, b += PANEL) {
         const vf b0 = vload(b), b1 = vload(b + VLEN), b2 = vload(b + 2 * VLEN), b3 = vload(b + 3 * VLEN);
         for (int r = 0; r < ROWS; r++) {
@@ -51,16 +55,19 @@ static inline void NAME(block_full)(int64_t k, const float *A, int64_t lda, cons
     }
     for (int r = 0; r < ROWS; r++)
         for (int q = 0; q < 4; q++)
-            vstore(C + r * ldc + q * VLEN, vload(C + r * ldc + q * VLEN) + s[r][q]);
+            vstore(C + r * ldc + q * VLEN, s[r][q]);
 }
 
-/* One row against a panel of w floats (w a multiple of VLEN, at most PANEL);
- * even and odd inputs go to separate accumulators so eight FMAs are in flight. */
+/* One row against a panel slice of w floats a row (w a multiple of VLEN, at
+ * most PANEL); even and odd inputs use separate accumulators so eight FMAs
+ * are in flight. */
 static inline void NAME(block_row)(int64_t k, int64_t w, const float *a, const float *b,
-                                   float *c)
+                                   const float *bias, int acc, float *c)
 {
     vf s[4] = {{0}}, t[4] = {{0}};
     const int nv = (int)(w / VLEN);
+    for (int q = 0; q < nv; q++)
+        s[q] = acc ? vload(c + q * VLEN) : bias ? vload(bias + q * VLEN) : (vf){0};
     int64_t p = 0;
     if (nv == 4) {
         for (; p + 2 <= k; p += 2, b += 2 * PANEL) {
@@ -77,28 +84,39 @@ static inline void NAME(block_row)(int64_t k, int64_t w, const float *a, const f
             s[q] += x * vload(b + q * VLEN);
     }
     for (int q = 0; q < nv; q++)
-        vstore(c + q * VLEN, vload(c + q * VLEN) + s[q] + t[q]);
+        vstore(c + q * VLEN, s[q] + t[q]);
 }
 
-static void NAME(gemm_acc)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                           const float *B, float *C, int64_t ldc)
+static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                       const float *B, const float *bias, float *C, int64_t ldc)
 {
     for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
         const int64_t w = n - j0 < PANEL ? n - j0 : PANEL;
-        const float *panel = B + j0 * k;
-        int64_t i = 0;
-        if (w == PANEL)
-            for (; i + ROWS <= m; i += ROWS)
-                NAME(block_full)(k, A + i * lda, lda, panel, C + i * ldc + j0, ldc);
-        if (w % VLEN == 0) {
-            for (; i < m; i++)
-                NAME(block_row)(k, w, A + i * lda, panel, C + i * ldc + j0);
+        const float *panel = B + j0 * k, *pb = bias ? bias + j0 : NULL;
+        if (w % VLEN) {  /* a panel that is not whole vectors: plain loops */
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < w; j++) {
+                    float acc = pb ? pb[j] : 0.0f;
+                    for (int64_t p = 0; p < k; p++)
+                        acc += A[i * lda + p] * panel[p * w + j];
+                    C[i * ldc + j0 + j] = acc;
+                }
             continue;
         }
-        for (; i < m; i++)  /* panel width not a whole number of vectors */
-            for (int64_t p = 0; p < k; p++)
-                for (int64_t j = 0; j < w; j++)
-                    C[i * ldc + j0 + j] += A[i * lda + p] * panel[p * w + j];
+        /* One row: stream the panel once, no blocking needed. */
+        const int64_t kc = m == 1 ? k : KC;
+        for (int64_t p0 = 0; p0 < k; p0 += kc) {
+            const int64_t kk = k - p0 < kc ? k - p0 : kc;
+            const int acc = p0 > 0;
+            const float *slice = panel + p0 * w;
+            int64_t i = 0;
+            if (w == PANEL)
+                for (; i + ROWS <= m; i += ROWS)
+                    NAME(block_full)(kk, A + i * lda + p0, lda, slice, pb, acc,
+                                     C + i * ldc + j0, ldc);
+            for (; i < m; i++)
+                NAME(block_row)(kk, w, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
+        }
     }
 }
 
@@ -167,5 +185,8 @@ static void NAME(tanh)(float *x, int64_t n)
     }
 }
 
+#include "gru_cell_arch.h"
+
 const gruinfer_kernels GLUE(gruinfer_kernels, GRUINFER_SUFFIX) = {
-    STR(GRUINFER_SUFFIX), PANEL, NAME(gemm_acc), NAME(sigmoid), NAME(tanh)};
+    STR(GRUINFER_SUFFIX), PANEL, NAME(gemm), NAME(sigmoid), NAME(tanh), NAME(project),
+    NAME(cell)};

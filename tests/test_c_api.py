@@ -1,0 +1,183 @@
+"""Builds tests/c/test_gru_api.c against the library's C sources alone (no Python) with the system C compiler, warnings as errors, and runs it."""
+import ast
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src_c"
+TEST_C = Path(__file__).resolve().parent / "c" / "test_gru_api.c"
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64", "x86-64")
+CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-math-errno"]
+# Fallback when setup.py's ISA_FLAGS cannot be read as a literal.
+DEFAULT_ISA_FLAGS = {"kernels_avx2.c": ["-mavx2", "-mfma"],
+                     "kernels_avx512.c": ["-mavx512f", "-mfma"]}
+
+
+class BuildFailed(Exception):
+    """The C test program could not be built: reported as a test failure, never a skip."""
+
+
+def compiler():
+    """The C compiler command: $CC if set (may carry arguments), else cc / gcc / clang on PATH."""
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        cmd = shlex.split(cc)
+        if shutil.which(cmd[0]):
+            return cmd
+        raise BuildFailed(f"CC={cc!r} is set but {cmd[0]!r} is not an executable on PATH; "
+                          "the C API test needs a working C compiler")
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise BuildFailed("no C compiler found (set CC or install cc/gcc/clang): the C API "
+                      "(src_c/gru.h) is part of the product and must be tested")
+
+
+def _setup_py():
+    return ast.parse((ROOT / "setup.py").read_text())
+
+
+def isa_flags():
+    """Per-file ISA flags, read from setup.py's ISA_FLAGS literal without running setup()."""
+    for node in _setup_py().body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "ISA_FLAGS"):
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                break
+    return DEFAULT_ISA_FLAGS
+
+
+def library_sources():
+    srcs = sorted(SRC.glob("*.c"))
+    if IS_X86_64:
+        srcs += sorted((SRC / "x86").glob("*.c"))
+    return srcs
+
+
+# Builds: the product's optimised build, and one under AddressSanitizer + UBSan
+# (out-of-bounds, use-after-free, leaks, undefined behaviour in the C core).
+BUILDS = {
+    "plain": [],
+    "asan_ubsan": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                   "-fno-sanitize-recover=all"],
+}
+
+
+def _compile(cmd, src, obj, flags):
+    args = cmd + CFLAGS + flags + ["-I", str(SRC), "-c", str(src), "-o", str(obj)]
+    r = subprocess.run(args, capture_output=True, text=True)
+    return src, args, r
+
+
+def _sanitizers_work(cc, flags, tmp):
+    """True when this compiler can build and run a program with the sanitizer flags."""
+    src = tmp / "probe.c"
+    src.write_text("int main(void) { return 0; }\n")
+    exe = tmp / "probe"
+    r = subprocess.run(cc + flags + [str(src), "-o", str(exe)], capture_output=True)
+    return r.returncode == 0 and subprocess.run([str(exe)], capture_output=True).returncode == 0
+
+
+def build_program(kind, out):
+    """Compile every library source and the test program (flags of build `kind`) and link them.
+    Returns the executable, None when the sanitizer runtime is missing, or raises BuildFailed."""
+    cc = compiler()
+    build = BUILDS[kind]
+    if build and not _sanitizers_work(cc, build, out):
+        return None
+    flags = isa_flags()
+    srcs = library_sources()
+    if not any(s.name == "gru_run.c" for s in srcs):
+        raise BuildFailed(f"library sources not found in {SRC}")
+    if IS_X86_64:
+        for name in flags:
+            if not (SRC / "x86" / name).is_file():
+                raise BuildFailed(f"setup.py's ISA_FLAGS names {name}, which is not in src_c/x86")
+    jobs = [(s, out / f"{i}_{s.stem}.o", flags.get(s.name, []) + build) for i, s in enumerate(srcs)]
+    jobs.append((TEST_C, out / "test_gru_api.o", build))
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        results = list(ex.map(lambda j: _compile(cc, *j), jobs))
+    errors = [f"$ {shlex.join(args)}\n{r.stdout}{r.stderr}" for _, args, r in results
+              if r.returncode != 0]
+    if errors:
+        raise BuildFailed("compilation failed (warnings are errors):\n" + "\n".join(errors))
+    exe = out / "test_gru_api"
+    link = cc + build + [str(o) for _, o, _ in jobs] + ["-o", str(exe), "-lm"]
+    r = subprocess.run(link, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"link failed:\n$ {shlex.join(link)}\n{r.stdout}{r.stderr}")
+    return exe
+
+
+@pytest.fixture(scope="module", params=list(BUILDS))
+def c_test_run(request, tmp_path_factory):
+    """(kind, CompletedProcess or None, build error or None): one build and one run per kind,
+    with GRUINFER_KERNEL unset (the program sets it itself)."""
+    kind = request.param
+    try:
+        exe = build_program(kind, tmp_path_factory.mktemp(f"c_api_{kind}"))
+    except BuildFailed as e:
+        return kind, None, str(e)
+    if exe is None:
+        return kind, None, None
+    env = {k: v for k, v in os.environ.items() if k != "GRUINFER_KERNEL"}
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, env=env)
+    return kind, run, None
+
+
+def _completed(c_test_run):
+    kind, r, error = c_test_run
+    if error:
+        pytest.fail(error, pytrace=False)
+    if r is None:
+        pytest.skip(f"the compiler cannot build and run with {shlex.join(BUILDS[kind])} "
+                    "(sanitizer runtime missing); the plain build is still tested")
+    return r
+
+
+def test_c_api(c_test_run):
+    r = _completed(c_test_run)
+    out = r.stdout + r.stderr
+    lines = r.stdout.strip().splitlines()
+    last = lines[-1] if lines else ""
+    m = re.fullmatch(r"(\d+) passed, (\d+) failed", last)
+    assert r.returncode >= 0, f"the C test program died with signal {-r.returncode}:\n{out}"
+    assert m, f"the last line is not 'N passed, M failed' (exit code {r.returncode}):\n{out}"
+    assert int(m.group(1)) > 0
+    failures = "\n".join(line for line in lines if line.startswith("FAIL"))
+    assert r.returncode == 0 and m.group(2) == "0", f"{last}\n{failures}"
+
+
+def test_c_api_runs_every_supported_kernel(c_test_run):
+    """The program reports each kernel; every kernel Python says this CPU runs was exercised."""
+    import gruinfer
+
+    r = _completed(c_test_run)
+    ran = set(re.findall(r"^kernel (\S+): (?:ok|FAILED)$", r.stdout, re.M))
+    assert set(gruinfer.kernel_info()["supported"]) <= ran, r.stdout
+
+
+def test_setup_py_builds_every_c_source():
+    """The sources this test compiles (a glob) are the ones setup.py's C_SOURCES builds
+    into the extension (read from its literals, setup() not run)."""
+    listed = []
+    for node in ast.walk(_setup_py()):
+        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
+        if isinstance(target, ast.Name) and target.id == "C_SOURCES":
+            listed += ast.literal_eval(node.value)
+    assert listed, "setup.py has no C_SOURCES literal"
+    globbed = [str(p.relative_to(ROOT)) for p in library_sources()]
+    if not IS_X86_64:
+        listed = [s for s in listed if not s.startswith("src_c/x86/")]
+    assert sorted(listed) == sorted(globbed)

@@ -1,0 +1,97 @@
+"""ONNX's own GRU backend node test cases (onnx.backend.test.case.node) run through gruinfer."""
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from onnx.backend.base import Backend, BackendRep
+
+import gruinfer
+
+GRU_WEIGHT_SLOTS = (1, 2, 3)  # W, R, B: gruinfer needs these as constants at load time
+
+
+def collect_gru_cases():
+    """ONNX's GRU node test cases; onnx >= 1.23 generates them on the fly."""
+    from onnx.backend.test.case import node as node_cases
+
+    with warnings.catch_warnings():  # generating the other ops' cases warns about casts
+        warnings.simplefilter("ignore")
+        cases = node_cases.collect_testcases("GRU")
+    return [c for c in cases
+            if c.model is not None and any(n.op_type == "GRU" for n in c.model.graph.node)]
+
+
+def freeze_weight_inputs(model, feeds):
+    """A copy of model where graph inputs fed to a GRU's W, R or B become initializers.
+
+    ONNX's backend cases feed the weights at run time; gruinfer packs weights when the
+    session is created, so the backend turns them into initializers holding the fed values."""
+    weight_names = {n.input[i] for n in model.graph.node if n.op_type == "GRU"
+                    for i in GRU_WEIGHT_SLOTS if i < len(n.input) and n.input[i]}
+    frozen = onnx.ModelProto()
+    frozen.CopyFrom(model)
+    keep = [vi for vi in frozen.graph.input if vi.name not in weight_names or vi.name not in feeds]
+    for vi in frozen.graph.input:
+        if vi.name in weight_names and vi.name in feeds:
+            frozen.graph.initializer.append(
+                numpy_helper.from_array(np.asarray(feeds[vi.name], dtype=np.float32), vi.name))
+    del frozen.graph.input[:]
+    frozen.graph.input.extend(keep)
+    return frozen
+
+
+class GruinferBackendRep(BackendRep):
+    def __init__(self, model, kernel=None):
+        self.model = model
+        self.kernel = kernel
+        inits = {t.name for t in model.graph.initializer}
+        self.input_names = [vi.name for vi in model.graph.input if vi.name not in inits]
+
+    def run(self, inputs, **kwargs):
+        if isinstance(inputs, dict):
+            feeds = dict(inputs)
+        else:
+            inputs = list(inputs)
+            assert len(inputs) == len(self.input_names), (len(inputs), self.input_names)
+            feeds = dict(zip(self.input_names, inputs))
+        sess = gruinfer.InferenceSession(freeze_weight_inputs(self.model, feeds),
+                                         kernel=self.kernel)
+        remaining = {a.name: feeds[a.name] for a in sess.get_inputs()}
+        return tuple(sess.run(None, remaining))
+
+
+class GruinferBackend(Backend):
+    @classmethod
+    def prepare(cls, model, device="CPU", kernel=None, **kwargs):
+        super().prepare(model, device, **kwargs)  # onnx.checker.check_model
+        return GruinferBackendRep(model, kernel)
+
+    @classmethod
+    def supports_device(cls, device):
+        return device == "CPU"
+
+
+CASES = collect_gru_cases()
+
+
+def test_gru_cases_were_collected():
+    assert len(CASES) >= 1
+    assert all(c.name.startswith("test_gru") for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_onnx_backend_gru_case(case, kernel):
+    assert GruinferBackend.supports_device("CPU")
+    assert case.data_sets, case.name
+    for inputs, expected in case.data_sets:
+        got = GruinferBackend.run_model(case.model, inputs, kernel=kernel)
+        assert len(got) == len(expected), case.name
+        rtol = case.rtol if case.rtol is not None else 1e-5
+        atol = case.atol if case.atol is not None else 1e-5
+        for i, (g, w) in enumerate(zip(got, expected)):
+            w = np.asarray(w)
+            assert g.dtype == w.dtype, (case.name, i, g.dtype, w.dtype)
+            assert g.shape == w.shape, (case.name, i, g.shape, w.shape)
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{case.name} output {i}")
