@@ -1,9 +1,14 @@
 /* gru_cell_arch.h: one GRU time step and the input projection, written once and compiled per ISA (included by each kernel file). */
 /* The including file defines NAME(f) (a per-ISA suffix) and provides
  * NAME(gemm), NAME(sigmoid) and NAME(tanh) before including this. */
-#include <math.h>
-
 #include "gru_internal.h"
+
+/* Clamp to [-c, c]; a NaN stays NaN. */
+static inline void NAME(clip)(float *restrict x, int64_t n, float c)
+{
+    for (int64_t j = 0; j < n; j++)
+        x[j] = x[j] > c ? c : x[j] < -c ? -c : x[j];
+}
 
 static inline void NAME(apply)(const gruinfer_kernels *k, const gruinfer_activation *a,
                                float *x, int64_t n)
@@ -44,8 +49,7 @@ static void NAME(cell)(const gruinfer_gru *m, int d, int64_t N, const float *con
         for (int64_t j = 0; j < 2 * Hp; j++)
             zr[j] += x[j];
         if (has_clip)
-            for (int64_t j = 0; j < 2 * Hp; j++)
-                zr[j] = fminf(c, fmaxf(-c, zr[j]));
+            NAME(clip)(zr, 2 * Hp, c);
         NAME(apply)(m->k, f, zr, 2 * Hp);
     }
     if (!lbr) {
@@ -68,8 +72,7 @@ static void NAME(cell)(const gruinfer_gru *m, int d, int64_t N, const float *con
         else
             for (int64_t j = 0; j < Hp; j++) hh[j] += x[j];
         if (has_clip)
-            for (int64_t j = 0; j < Hp; j++)
-                hh[j] = fminf(c, fmaxf(-c, hh[j]));
+            NAME(clip)(hh, Hp, c);
         NAME(apply)(m->k, g, hh, Hp);
         for (int64_t j = 0; j < H; j++)
             hn[j] = hh[j] + z[j] * (hn[j] - hh[j]);

@@ -20,7 +20,7 @@ void gruinfer_free_aligned(void *p) { free(p); }
 
 int gruinfer_all_finite(const float *x, int64_t n)
 {
-    /* Sum of x*0 is NaN exactly when some x is NaN or Inf; vectorises well. */
+    /* The sum of x*0 is NaN exactly when some x is NaN or Inf. */
     float acc = 0.0f;
     for (int64_t i = 0; i < n; i++)
         acc += x[i] * 0.0f;

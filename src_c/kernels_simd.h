@@ -21,7 +21,8 @@ typedef int32_t vi __attribute__((vector_size(VLEN * 4)));
 
 static inline vf vload(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
-static inline vf vsplat(float x) { return (vf){0} + x; }
+/* x - 0 is exact for every x (x + 0 is not, for -0), so this folds to one broadcast. */
+static inline vf vsplat(float x) { return x - (vf){0}; }
 static inline vf vselect(vi mask, vf a, vf b)
 {
     return (vf)(((vi)a & mask) | ((vi)b & ~mask));
@@ -37,55 +38,97 @@ static inline vf vmax(vf a, vf b) { return vselect(a < b, b, a); }
 #define ROWS (VLEN >= 16 ? 4 : 2)
 #define KC (8192 / PANEL)
 
+/* Accumulators are named variables, not arrays: GCC keeps arrays of vectors
+ * in memory when it does not unroll the loops over them. */
+#define INIT(q) (acc ? vload(c + (q) * VLEN) : bias ? vload(bias + (q) * VLEN) : (vf){0})
+
 /* C[r, 0:PANEL] = init + A[r, 0:k] . panel for ROWS rows; init is the bias
  * (zeros when NULL) or, with acc, C itself. */
 static inline void NAME(block_full)(int64_t k, const float *A, int64_t lda, const float *b,
                                     const float *bias, int acc, float *C, int64_t ldc)
 {
-    vf s[ROWS][4];
-    for (int r = 0; r < ROWS; r++)
-        for (int q = 0; q < 4; q++)
-            s[r][q] = acc ? vload(C + r * ldc + q * VLEN) : bias ? vload(bias + q * VLEN) : (vf){0};
+    const float *c = C;
+    vf s00 = INIT(0), s01 = INIT(1), s02 = INIT(2), s03 = INIT(3);
+    c = C + ldc;
+    vf s10 = INIT(0), s11 = INIT(1), s12 = INIT(2), s13 = INIT(3);
+#if ROWS == 4
+    c = C + 2 * ldc;
+    vf s20 = INIT(0), s21 = INIT(1), s22 = INIT(2), s23 = INIT(3);
+    c = C + 3 * ldc;
+    vf s30 = INIT(0), s31 = INIT(1), s32 = INIT(2), s33 = INIT(3);
+#endif
+    const float *a0 = A, *a1 = A + lda;
+#if ROWS == 4
+    const float *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+#endif
     for (int64_t p = 0; p < k; p++, b += PANEL) {
         const vf b0 = vload(b), b1 = vload(b + VLEN), b2 = vload(b + 2 * VLEN), b3 = vload(b + 3 * VLEN);
-        for (int r = 0; r < ROWS; r++) {
-            const vf x = vsplat(A[r * lda + p]);
-            s[r][0] += x * b0; s[r][1] += x * b1; s[r][2] += x * b2; s[r][3] += x * b3;
-        }
+        vf x = vsplat(a0[p]);
+        s00 += x * b0; s01 += x * b1; s02 += x * b2; s03 += x * b3;
+        x = vsplat(a1[p]);
+        s10 += x * b0; s11 += x * b1; s12 += x * b2; s13 += x * b3;
+#if ROWS == 4
+        x = vsplat(a2[p]);
+        s20 += x * b0; s21 += x * b1; s22 += x * b2; s23 += x * b3;
+        x = vsplat(a3[p]);
+        s30 += x * b0; s31 += x * b1; s32 += x * b2; s33 += x * b3;
+#endif
     }
-    for (int r = 0; r < ROWS; r++)
-        for (int q = 0; q < 4; q++)
-            vstore(C + r * ldc + q * VLEN, s[r][q]);
+    float *o = C;
+    vstore(o, s00); vstore(o + VLEN, s01); vstore(o + 2 * VLEN, s02); vstore(o + 3 * VLEN, s03);
+    o += ldc;
+    vstore(o, s10); vstore(o + VLEN, s11); vstore(o + 2 * VLEN, s12); vstore(o + 3 * VLEN, s13);
+#if ROWS == 4
+    o += ldc;
+    vstore(o, s20); vstore(o + VLEN, s21); vstore(o + 2 * VLEN, s22); vstore(o + 3 * VLEN, s23);
+    o += ldc;
+    vstore(o, s30); vstore(o + VLEN, s31); vstore(o + 2 * VLEN, s32); vstore(o + 3 * VLEN, s33);
+#endif
 }
 
-/* One row against a panel slice of w floats a row (w a multiple of VLEN, at
- * most PANEL); even and odd inputs use separate accumulators so eight FMAs
- * are in flight. */
-static inline void NAME(block_row)(int64_t k, int64_t w, const float *a, const float *b,
-                                   const float *bias, int acc, float *c)
+/* One row against a full panel slice; even and odd inputs use separate
+ * accumulators so eight FMAs are in flight. */
+static inline void NAME(row_full)(int64_t k, const float *a, const float *b, const float *bias,
+                                  int acc, float *c)
 {
-    vf s[4] = {{0}}, t[4] = {{0}};
-    const int nv = (int)(w / VLEN);
-    for (int q = 0; q < nv; q++)
-        s[q] = acc ? vload(c + q * VLEN) : bias ? vload(bias + q * VLEN) : (vf){0};
+    vf s0 = INIT(0), s1 = INIT(1), s2 = INIT(2), s3 = INIT(3);
+    vf t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
     int64_t p = 0;
-    if (nv == 4) {
-        for (; p + 2 <= k; p += 2, b += 2 * PANEL) {
-            const vf x0 = vsplat(a[p]), x1 = vsplat(a[p + 1]);
-            s[0] += x0 * vload(b); s[1] += x0 * vload(b + VLEN);
-            s[2] += x0 * vload(b + 2 * VLEN); s[3] += x0 * vload(b + 3 * VLEN);
-            t[0] += x1 * vload(b + PANEL); t[1] += x1 * vload(b + PANEL + VLEN);
-            t[2] += x1 * vload(b + PANEL + 2 * VLEN); t[3] += x1 * vload(b + PANEL + 3 * VLEN);
-        }
+    for (; p + 2 <= k; p += 2, b += 2 * PANEL) {
+        const vf x0 = vsplat(a[p]), x1 = vsplat(a[p + 1]);
+        s0 += x0 * vload(b); s1 += x0 * vload(b + VLEN);
+        s2 += x0 * vload(b + 2 * VLEN); s3 += x0 * vload(b + 3 * VLEN);
+        t0 += x1 * vload(b + PANEL); t1 += x1 * vload(b + PANEL + VLEN);
+        t2 += x1 * vload(b + PANEL + 2 * VLEN); t3 += x1 * vload(b + PANEL + 3 * VLEN);
     }
-    for (; p < k; p++, b += w) {
-        const vf x = vsplat(a[p]);
-        for (int q = 0; q < nv; q++)
-            s[q] += x * vload(b + q * VLEN);
+    if (p < k) {
+        const vf x0 = vsplat(a[p]);
+        s0 += x0 * vload(b); s1 += x0 * vload(b + VLEN);
+        s2 += x0 * vload(b + 2 * VLEN); s3 += x0 * vload(b + 3 * VLEN);
     }
-    for (int q = 0; q < nv; q++)
-        vstore(c + q * VLEN, s[q] + t[q]);
+    vstore(c, s0 + t0); vstore(c + VLEN, s1 + t1);
+    vstore(c + 2 * VLEN, s2 + t2); vstore(c + 3 * VLEN, s3 + t3);
 }
+
+/* One row against a narrower panel slice of w floats a row (w a multiple of
+ * VLEN below PANEL): one output vector at a time, two accumulators each. */
+static inline void NAME(row_part)(int64_t k, int64_t w, const float *a, const float *b,
+                                  const float *bias, int acc, float *c)
+{
+    for (int64_t q = 0; q < w / VLEN; q++) {
+        vf s = INIT(q), t = {0};
+        const float *bq = b + q * VLEN;
+        int64_t p = 0;
+        for (; p + 2 <= k; p += 2, bq += 2 * w) {
+            s += vsplat(a[p]) * vload(bq);
+            t += vsplat(a[p + 1]) * vload(bq + w);
+        }
+        if (p < k)
+            s += vsplat(a[p]) * vload(bq);
+        vstore(c + q * VLEN, s + t);
+    }
+}
+#undef INIT
 
 static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                        const float *B, const float *bias, float *C, int64_t ldc)
@@ -114,8 +157,12 @@ static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t 
                 for (; i + ROWS <= m; i += ROWS)
                     NAME(block_full)(kk, A + i * lda + p0, lda, slice, pb, acc,
                                      C + i * ldc + j0, ldc);
-            for (; i < m; i++)
-                NAME(block_row)(kk, w, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
+            for (; i < m; i++) {
+                if (w == PANEL)
+                    NAME(row_full)(kk, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
+                else
+                    NAME(row_part)(kk, w, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
+            }
         }
     }
 }
