@@ -1,13 +1,14 @@
-"""graph.py: the loaded ONNX graph: typed inputs and outputs, constants, and the nodes in run order with their GRU layers built."""
+"""graph.py: the loaded ONNX graph: typed inputs and outputs, constants (folded at load), and the nodes left to run, GRU layers built."""
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _core
-from .errors import InvalidModel, UnsupportedOp
+from .errors import InvalidArgument, InvalidModel, UnsupportedOp
 from .onnx_import import gru_spec, opset_version, tensor_to_array
+from .ops import OPS
 
-SUPPORTED_OPS = ("Constant", "GRU", "Identity")
+SUPPORTED_OPS = ("Constant", "GRU") + tuple(OPS)
 
 _ELEM_TYPES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)",
                11: "tensor(double)", 16: "tensor(bfloat16)"}
@@ -52,10 +53,11 @@ def _constant_value(node, name):
 
 @dataclass
 class Node:
-    """One node to execute: op, ONNX node, and for GRU its decoded spec and packed layer."""
+    """One node to execute: op, ONNX node, decoded attributes, and for GRU its spec and packed layer."""
     op: str
     name: str
     proto: object
+    attrs: dict = None
     spec: object = None
     layer: object = None
 
@@ -64,6 +66,10 @@ class Graph:
     """Everything load time can decide: constants, feeds, and nodes ready to run."""
 
     def __init__(self, model, kernel=None):
+        self.loop_notes = []  # what lift_loops did with each Loop (Keras GRUs become GRU nodes)
+        if any(n.op_type == "Loop" for n in model.graph.node):
+            from .lift_loop import lift_loops
+            model, self.loop_notes = lift_loops(model)
         g = model.graph
         self.opset = opset_version(model)
         self.constants = {}
@@ -77,14 +83,27 @@ class Graph:
             raise InvalidModel("the graph declares no outputs")
         known = set(init_names) | {i.name for i in self.inputs}
         self.nodes = []
-        self.producer = {}
-        self.alias = {}  # Identity output -> the value it passes on (graph input or initializer included)
+        # Partly known shapes and 1-D int values (None: unknown entry), enough to fold the
+        # Shape -> Slice -> Mul arithmetic unoptimised exports use to rebuild weights.
+        self.shapes = {v.name: [None] * len(v.type.tensor_type.shape.dim) for v in g.input
+                       if v.name not in init_names and v.type.tensor_type.HasField("shape")}
+        self.partial = {}
+        # value -> the feeds (graph inputs, overridable initializers) its data depends on (a Shape
+        # depends on none).  Values of overridable initializers alone are folded for load-time use
+        # (GRU weights) but their nodes still run.
+        self.feeds_of = {name: {name} for name in list(self.overridable) + [a.name for a in self.inputs]}
         for i, p in enumerate(g.node):
             name = p.name or f"{p.op_type}_{i}"
             if p.domain not in ("", "ai.onnx"):
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.domain}.{p.op_type} is not supported "
                     f"(gruinfer runs {', '.join(SUPPORTED_OPS)})")
+            if p.op_type == "Loop":
+                left = [n for n in self.loop_notes if "left unchanged" in n]
+                why = next((n for n in left if repr(p.name) in n), left[0] if left else "")
+                raise UnsupportedOp(
+                    f"node {name!r}: a Loop that is not a GRU cell gruinfer can lift runs nowhere "
+                    f"here ({why or 'no GRU cell found'})")
             if p.op_type not in SUPPORTED_OPS:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.op_type} is not supported "
@@ -99,28 +118,102 @@ class Graph:
                     raise InvalidModel(
                         f"node {name!r} ({p.op_type}): input {value!r} is not a graph input, "
                         "an initializer or the output of an earlier node")
-            node = Node(p.op_type, name, p)
+            node = Node(p.op_type, name, p, _attrs(p))
+            over = set() if p.op_type == "Shape" else set().union(
+                *(self.feeds_of.get(v, ()) for v in p.input))
             if p.op_type == "Constant":
                 if len(p.output) != 1:
                     raise InvalidModel(f"Constant node {name!r}: expected one output")
                 self.constants[p.output[0]] = _constant_value(p, name)
-            elif p.op_type == "Identity":
-                if len(p.input) != 1 or len(p.output) != 1:
-                    raise InvalidModel(f"Identity node {name!r}: expected one input and one output")
-                if p.input[0] in self.constants:
-                    self.constants[p.output[0]] = self.constants[p.input[0]]
-                self.alias[p.output[0]] = self.alias.get(p.input[0], p.input[0])
-            else:
+                node = None
+            elif p.op_type == "GRU":
                 node.spec = gru_spec(p, name, self.constants)
                 node.layer = build_layer(node.spec, kernel)
-            self.nodes.append(node)
+            else:
+                if p.op_type == "Identity":
+                    if len(p.input) != 1 or len(p.output) != 1:
+                        raise InvalidModel(f"Identity node {name!r}: expected one input and one output")
+                if p.op_type == "Split":
+                    node.attrs.setdefault("num_outputs", len(p.output))
+                if all(v in self.constants for v in p.input if v):
+                    for value, a in zip(p.output, self.run_op(node, self.constants, load=True)):
+                        if value:
+                            self.constants[value] = a
+                    if not over:
+                        node = None  # folded: nothing left to run
+                else:
+                    self._infer(node)
+            if node is not None:
+                self.nodes.append(node)
             for value in p.output:
                 if value:
                     known.add(value)
-                    self.producer[value] = node
+                    if over:
+                        self.feeds_of[value] = over
         for o in self.outputs:
             if o.name not in known:
                 raise InvalidModel(f"graph output {o.name!r} is not produced by any node or input")
+
+
+    def _infer(self, node):
+        """Record what load time knows of a non-constant node's outputs; fold a Shape it fully knows."""
+        p, at, op = node.proto, node.attrs, node.op
+        ins = list(p.input)
+
+        def part(v):
+            if v in self.constants and np.ndim(self.constants[v]) <= 1:
+                return [int(e) for e in np.asarray(self.constants[v]).reshape(-1)]
+            return self.partial.get(v)
+
+        out = p.output[0]
+        if op == "Shape" and ins[0] in self.shapes:
+            dims = self.shapes[ins[0]]
+            start, end = at.get("start", 0), at.get("end", len(dims))
+            known = dims[slice(start, end)]
+            if None in known:
+                self.partial[out] = known
+            else:
+                self.constants[out] = np.asarray(known, np.int64)
+        elif op == "Concat" and all(part(v) is not None for v in ins):
+            self.partial[out] = [e for v in ins for e in part(v)]
+        elif op in ("Reshape", "Squeeze", "Unsqueeze") and part(ins[0]) is not None \
+                and len(part(ins[0])) == 1:
+            self.partial[out] = part(ins[0])
+        elif op == "Gather" and ins[0] in self.partial and ins[1] in self.constants:
+            idx = np.asarray(self.constants[ins[1]]).reshape(-1)
+            self.partial[out] = [self.partial[ins[0]][int(i)] for i in idx]
+        elif op == "ConstantOfShape" and part(ins[0]) is not None:
+            self.shapes[out] = part(ins[0])
+        elif op == "Expand" and ins[0] in self.constants and part(ins[1]) is not None:
+            target, have = part(ins[1]), list(np.shape(self.constants[ins[0]]))
+            have = [1] * (len(target) - len(have)) + have
+            self.shapes[out] = [h if t == 1 else t if h == 1 else None for t, h in zip(target, have)]
+
+    def run_op(self, node, values, load=False, reshapes=None):
+        """Outputs of a non-GRU node given the values so far; errors name the node.
+        reshapes: {Reshape node: (input axes, output axes)} with "T"/"N" for time and batch, from
+        lowering: such a Reshape follows the actual time and batch, not the sizes baked in at export."""
+        ins = [values[v] if v else None for v in node.proto.input]
+        while ins and ins[-1] is None:
+            ins.pop()
+        if reshapes and node.name in reshapes:
+            src, dst = reshapes[node.name]
+            size = {a: ins[0].shape[i] for i, a in enumerate(src) if a in ("T", "N")}
+            return [ins[0].reshape([size.get(a, a) for a in dst])]
+        try:
+            return OPS[node.op](ins, node.attrs, self.opset)
+        except (ValueError, IndexError, TypeError, KeyError) as e:
+            e = f"missing attribute {e}" if isinstance(e, KeyError) else e
+            cls, when = (InvalidModel, "at load") if load else (InvalidArgument, "")
+            shapes = ", ".join("None" if a is None else str(list(np.shape(a))) for a in ins)
+            raise cls(f"node {node.name!r} ({node.op}) failed{' ' + when if when else ''}: "
+                      f"{e} (input shapes {shapes})") from None
+
+
+def _attrs(node):
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def build_layer(spec, kernel):

@@ -45,8 +45,7 @@ class InferenceSession:
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
         self._lowered = None
-        self._fresh = {o for node in self._graph.nodes if node.op == "GRU"
-                       for o in node.proto.output if o}
+        self._const_ids = {id(a) for a in self._graph.constants.values()}
 
     def get_inputs(self):
         """The inputs a feed must give (initializers that are also inputs are left out, as in onnxruntime)."""
@@ -113,26 +112,41 @@ class InferenceSession:
     def run(self, output_names, input_feed, run_options=None):
         """Run the whole graph; returns a list of numpy arrays in the order of output_names (None: all)."""
         names = self._output_names(output_names)
-        values = dict(self._graph.constants)
         feeds = self._coerce_feeds(input_feed)
+        low = self._lowering()
+        values = self._execute(feeds, reshapes=None if isinstance(low, Exception) else low.reshapes)
+        return self._results(names, values, feeds)
+
+    def _execute(self, feeds, states=None, reshapes=None):
+        """Every graph value for these feeds.  states: {GRU node name: (h [N, H], fresh [N] bool)}
+        to start GRUs from (fresh rows keep the graph's own initial_h); replaced by the final states.
+        reshapes: see Graph.run_op."""
+        values = dict(self._graph.constants)
         values.update(feeds)
         for node in self._graph.nodes:
-            if node.op == "Identity":
-                values[node.proto.output[0]] = values[node.proto.input[0]]
-            elif node.op == "GRU":
-                self._run_gru(node, values, feeds)
-        # Every result is its own array: never a feed, a constant, or another result.
-        out, given = [], set()
+            if node.op == "GRU":
+                self._run_gru(node, values, feeds, states)
+            else:
+                outs = self._graph.run_op(node, values, reshapes=reshapes)
+                for value, a in zip(node.proto.output, outs):
+                    if value:
+                        values[value] = a
+        return values
+
+    def _results(self, names, values, feeds):
+        """Every result is its own array: never a feed, a constant, a view or another result."""
+        out, given = [], {id(a) for a in feeds.values()} | self._const_ids
         for n in names:
             a = values[n]
-            out.append(a.copy() if id(a) in given or n not in self._fresh else a)
+            out.append(a.copy() if id(a) in given or not a.flags.owndata else a)
             given.add(id(a))
         return out
 
-    def _run_gru(self, node, values, feeds):
+    def _run_gru(self, node, values, feeds, states=None):
         spec, ins, layer = node.spec, list(node.proto.input) + [""] * 6, node.layer
         where = f"GRU node {node.name!r}"
-        if any(self._graph.alias.get(v, v) in feeds for v in ins[1:4] if v):
+        over = self._graph.feeds_of
+        if any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
             # A weight initializer overridden by a feed: pack a layer for this call only.
             spec = gru_spec(node.proto, node.name, values)
             layer = build_layer(spec, self._kernel)
@@ -157,9 +171,11 @@ class InferenceSession:
             h0 = coerce_float(values[ins[5]], f"{where}: input initial_h ({ins[5]!r})",
                               [N, D, H] if spec.layout else [D, N, H])
         outs = list(node.proto.output) + ["", ""]
+        if states is not None and node.name in states:
+            h0 = _inject(h0, states[node.name], spec.layout, N, H, where)
         try:
-            Y, Yh = layer.run(X, spec.layout, lens, h0, bool(outs[0]), bool(outs[1]),
-                                   self._check_finite, node.name)
+            Y, Yh = layer.run(X, spec.layout, lens, h0, bool(outs[0]),
+                              bool(outs[1]) or states is not None, self._check_finite, node.name)
         except InvalidArgument as e:
             if "NaN" in str(e):
                 raise InvalidArgument(f"{where}: input X or initial_h holds NaN or Inf "
@@ -169,13 +185,58 @@ class InferenceSession:
             values[outs[0]] = Y
         if outs[1]:
             values[outs[1]] = Yh
+        if states is not None:
+            states[node.name] = (np.ascontiguousarray(Yh.reshape(N, H)), np.zeros(N, bool))
+
+    def _lowering(self):
+        """The stream lowering (cached), or the NotStreamable it raised."""
+        from .errors import NotStreamable
+        from .lower import lower
+
+        if self._lowered is None:
+            try:
+                self._lowered = lower(self._graph, self._kernel)
+            except NotStreamable as e:
+                self._lowered = e
+            except Exception as e:  # a graph shape lowering does not know: reported, never hidden
+                self._lowered = NotStreamable(f"lowering failed ({type(e).__name__}: {e}); the "
+                                              "whole-sequence run does not depend on it")
+        return self._lowered
+
+    def plan_info(self):
+        """How this model streams: {"streamable", "lowered" (every op in the C plan), "steps"
+        (C plan step kinds), "not_lowered" ([(node, op, why)]: what runs on the Python path),
+        "reason" (why it cannot stream, or None), "loops" (what became of each Loop: Keras
+        GRU loops are lifted into GRU nodes at load)}."""
+        low = self._lowering()
+        loops = list(self._graph.loop_notes)
+        if isinstance(low, Exception):
+            return {"streamable": False, "lowered": False, "steps": [], "not_lowered": [],
+                    "reason": str(low), "loops": loops}
+        return {"streamable": True, "lowered": low.lowered,
+                "steps": [step[0] for step in low.steps] if low.lowered else [],
+                "not_lowered": list(low.not_lowered), "reason": None, "loops": loops}
 
     def stream(self, batch_size=1):
-        """A Stream of batch_size independent slots; raises NotStreamable for non-causal models."""
-        from .stream import Stream, lower_for_stream
+        """A stream of batch_size independent slots: a Stream over the C plan when the model is
+        fully lowered, else a PyStream (stream.lowered False; see plan_info()).  Raises
+        NotStreamable for non-causal models."""
+        from .stream import PyStream, Stream
 
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
-        if self._lowered is None:
-            self._lowered = lower_for_stream(self._graph, self._kernel)
-        return Stream(self, self._lowered, int(batch_size))
+        low = self._lowering()
+        if isinstance(low, Exception):
+            raise type(low)(str(low))
+        return (Stream if low.lowered else PyStream)(self, low, int(batch_size))
+
+
+def _inject(h0, state, layout, N, H, where):
+    """initial_h for a chunk: the carried state, or the graph's own initial_h (zeros if none) on fresh rows."""
+    h, fresh = state
+    if h.shape != (N, H):
+        raise InvalidArgument(f"{where}: the stream holds states for batch {h.shape[0]}, "
+                              f"the chunk has batch {N}")
+    base = np.zeros((N, H), np.float32) if h0 is None else (h0[:, 0] if layout else h0[0])
+    h = np.where(fresh[:, None], base, h).astype(np.float32)
+    return np.ascontiguousarray(h.reshape((N, 1, H) if layout else (1, N, H)))

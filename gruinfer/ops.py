@@ -1,0 +1,268 @@
+"""ops.py: NumPy implementations of the non-GRU ONNX ops gruinfer runs, with each op's opset-dependent attribute/input forms."""
+import numpy as np
+
+
+def _axes(value):
+    return None if value is None else [int(a) for a in np.asarray(value).reshape(-1)]
+
+
+def _float(fn):
+    def op(ins, at, opset):
+        with np.errstate(over="ignore", under="ignore"):
+            return [np.asarray(fn(ins[0], at), dtype=ins[0].dtype)]
+    return op
+
+
+def _binary(fn):
+    def op(ins, at, opset):
+        a, b = ins
+        if a.dtype != b.dtype:
+            raise ValueError(f"inputs have different dtypes {a.dtype} and {b.dtype}")
+        with np.errstate(over="ignore", under="ignore"):
+            return [np.asarray(fn(a, b), dtype=a.dtype)]
+    return op
+
+
+def _div(a, b):
+    if a.dtype.kind in "iu":  # integer division truncates toward zero, as onnxruntime does
+        return np.trunc(a.astype(np.float64) / b).astype(a.dtype)
+    return a / b
+
+
+def _sigmoid(x, at):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softmax_axis(x, at, opset):
+    """(array viewed so softmax runs over `axis`, the axis, restore): opset < 13 flattens to 2-D."""
+    axis = at.get("axis", -1 if opset >= 13 else 1)
+    if not -x.ndim <= axis < max(x.ndim, 1):
+        raise ValueError(f"axis {axis} is out of range for rank {x.ndim}")
+    if opset >= 13:
+        return x, axis, x.shape
+    axis %= max(x.ndim, 1)
+    return x.reshape(int(np.prod(x.shape[:axis])), -1), 1, x.shape
+
+
+def _softmax(ins, at, opset, log=False):
+    x, axis, shape = _softmax_axis(ins[0], at, opset)
+    z = x - x.max(axis=axis, keepdims=True)
+    s = np.exp(z).sum(axis=axis, keepdims=True)
+    y = z - np.log(s) if log else np.exp(z) / s
+    return [y.reshape(shape).astype(ins[0].dtype)]
+
+
+def _gemm(ins, at, opset):
+    a, b = ins[0], ins[1]
+    a = a.T if at.get("transA", 0) else a
+    b = b.T if at.get("transB", 0) else b
+    y = at.get("alpha", 1.0) * (a @ b)
+    if len(ins) > 2 and ins[2] is not None:
+        y = y + at.get("beta", 1.0) * ins[2]
+    return [y.astype(ins[0].dtype)]
+
+
+def _clip(ins, at, opset):
+    x = ins[0]
+    if opset < 11:
+        lo, hi = at.get("min"), at.get("max")
+    else:
+        lo = ins[1] if len(ins) > 1 and ins[1] is not None else None
+        hi = ins[2] if len(ins) > 2 and ins[2] is not None else None
+    if lo is not None:
+        x = np.maximum(x, np.asarray(lo, x.dtype))
+    if hi is not None:
+        x = np.minimum(x, np.asarray(hi, x.dtype))
+    return [np.array(x, dtype=ins[0].dtype)]
+
+
+def _dropout(ins, at, opset):
+    # Inference: the identity (training_mode, an input from opset 12, must be false or absent).
+    if len(ins) > 2 and ins[2] is not None and bool(np.asarray(ins[2])):
+        raise ValueError("training_mode=True is not supported (inference only)")
+    return [ins[0], np.ones(ins[0].shape, bool)]
+
+
+def _transpose(ins, at, opset):
+    perm = at.get("perm")
+    return [np.transpose(ins[0], perm if perm else None)]
+
+
+def reshape_target(in_shape, shape, allowzero=0):
+    """The output shape of ONNX Reshape: 0 copies the input dim (unless allowzero), -1 is inferred."""
+    out = [int(d) for d in np.asarray(shape).reshape(-1)]
+    for i, d in enumerate(out):
+        if d == 0 and not allowzero:
+            if i >= len(in_shape):
+                raise ValueError(f"shape entry {i} is 0 but the input has rank {len(in_shape)}")
+            out[i] = in_shape[i]
+    return out
+
+
+def _reshape(ins, at, opset):
+    return [ins[0].reshape(reshape_target(ins[0].shape, ins[1], at.get("allowzero", 0)))]
+
+
+def _squeeze(ins, at, opset):
+    x = ins[0]
+    axes = _axes(at.get("axes")) if opset < 13 else _axes(ins[1] if len(ins) > 1 else None)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    axes = [a % x.ndim for a in axes]
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"cannot squeeze axis {a} of size {x.shape[a]} (shape {list(x.shape)})")
+    return [np.squeeze(x, axis=tuple(axes))]
+
+
+def _unsqueeze(ins, at, opset):
+    x = ins[0]
+    axes = _axes(at.get("axes")) if opset < 13 else _axes(ins[1])
+    rank = x.ndim + len(axes)
+    return [np.expand_dims(x, tuple(sorted(a % rank for a in axes)))]
+
+
+def _slice(ins, at, opset):
+    x = ins[0]
+    if opset < 10:
+        starts, ends, axes, steps = at["starts"], at["ends"], at.get("axes"), None
+    else:
+        pad = list(ins) + [None] * (5 - len(ins))
+        starts, ends, axes, steps = _axes(pad[1]), _axes(pad[2]), _axes(pad[3]), _axes(pad[4])
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if st == 0:
+            raise ValueError("Slice steps must be nonzero")
+        # Python slicing clamps out-of-range bounds exactly as the ONNX spec does.
+        index[a % x.ndim] = slice(int(s), int(e), int(st))
+    return [x[tuple(index)]]
+
+
+def _concat(ins, at, opset):
+    return [np.concatenate(ins, axis=at["axis"])]
+
+
+def _split(ins, at, opset):
+    x, axis = ins[0], at.get("axis", 0)
+    split = _axes(at.get("split")) if opset < 13 else _axes(ins[1] if len(ins) > 1 else None)
+    if split is None:
+        n = at["num_outputs"]  # graph.py sets it to the node's output count when absent
+        size = -(-x.shape[axis] // n)
+        split = [min(size, x.shape[axis] - i * size) for i in range(n)]
+    if sum(split) != x.shape[axis]:
+        raise ValueError(f"split sizes {split} do not add up to axis {axis} of size {x.shape[axis]}")
+    return np.split(x, np.cumsum(split)[:-1], axis=axis)
+
+
+def _expand(ins, at, opset):
+    x, shape = ins[0], [int(d) for d in np.asarray(ins[1]).reshape(-1)]
+    return [np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape))))]
+
+
+def _cast(ins, at, opset):
+    from onnx import helper
+
+    return [ins[0].astype(helper.tensor_dtype_to_np_dtype(at["to"]))]
+
+
+def _layer_norm(ins, at, opset):
+    x, axis, eps = ins[0], at.get("axis", -1), at.get("epsilon", 1e-5)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    xd = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
+    mean = xd.mean(axis=axes, keepdims=True)
+    inv = 1 / np.sqrt(((xd - mean) ** 2).mean(axis=axes, keepdims=True) + eps)
+    y = (xd - mean) * inv * ins[1]
+    if len(ins) > 2 and ins[2] is not None:
+        y = y + ins[2]
+    return [y.astype(x.dtype), mean, inv]
+
+
+def _gather(ins, at, opset):
+    x, idx, axis = ins[0], np.asarray(ins[1]), at.get("axis", 0)
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ValueError(f"indices must lie in [{-n}, {n - 1}] for axis {axis} of size {n}")
+    return [np.take(x, np.where(idx < 0, idx + n, idx), axis=axis)]
+
+
+def _shape(ins, at, opset):
+    shape = ins[0].shape
+    return [np.asarray(shape[at.get("start", 0):at.get("end", len(shape))], dtype=np.int64)]
+
+
+def _constant_of_shape(ins, at, opset):
+    from onnx import numpy_helper
+
+    value = numpy_helper.to_array(at["value"]) if "value" in at else np.zeros(1, np.float32)
+    return [np.full([int(d) for d in np.asarray(ins[0]).reshape(-1)], value.reshape(-1)[0],
+                    dtype=value.dtype)]
+
+
+def _reverse_sequence(ins, at, opset):
+    x, lens = ins
+    t_ax, b_ax = at.get("time_axis", 0), at.get("batch_axis", 1)
+    if {t_ax, b_ax} != {0, 1} or lens.shape != (x.shape[b_ax],):
+        raise ValueError(f"time_axis/batch_axis must be 0 and 1 and sequence_lens [{x.shape[b_ax]}]")
+    if lens.size and (lens.min() < 0 or lens.max() > x.shape[t_ax]):
+        raise ValueError(f"sequence_lens values must lie in [0, {x.shape[t_ax]}]")
+    out = x.copy()
+    for b, n in enumerate(lens.tolist()):
+        idx = [slice(None)] * x.ndim
+        idx[b_ax], idx[t_ax] = b, slice(0, n)
+        out[tuple(idx)] = x[tuple(idx)][::-1]
+    return [out]
+
+
+def _reduce_mean(ins, at, opset):
+    x = ins[0]
+    axes = _axes(at.get("axes")) if opset < 18 else _axes(ins[1] if len(ins) > 1 else None)
+    if not axes and at.get("noop_with_empty_axes", 0):
+        return [x]
+    axes = tuple(range(x.ndim)) if not axes else tuple(a % x.ndim for a in axes)
+    return [x.mean(axis=axes, keepdims=bool(at.get("keepdims", 1))).astype(x.dtype)]
+
+
+# op -> fn(inputs (None for an omitted optional input), attributes, opset) -> list of outputs.
+OPS = {
+    "Gemm": _gemm,
+    "MatMul": _binary(np.matmul),
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _binary(_div),
+    "Relu": _float(lambda x, at: np.maximum(x, 0)),
+    "Tanh": _float(lambda x, at: np.tanh(x)),
+    "Sigmoid": _float(_sigmoid),
+    "LeakyRelu": _float(lambda x, at: np.where(x >= 0, x, at.get("alpha", 0.01) * x)),
+    "Elu": _float(lambda x, at: np.where(x >= 0, x, at.get("alpha", 1.0) * np.expm1(x))),
+    "HardSigmoid": _float(lambda x, at: np.clip(at.get("alpha", 0.2) * x + at.get("beta", 0.5), 0, 1)),
+    "Softmax": _softmax,
+    "LogSoftmax": lambda ins, at, opset: _softmax(ins, at, opset, log=True),
+    "Clip": _clip,
+    "Identity": lambda ins, at, opset: [ins[0]],
+    "Dropout": _dropout,
+    "Transpose": _transpose,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Slice": _slice,
+    "Concat": _concat,
+    "Split": _split,
+    "Expand": _expand,
+    "Cast": _cast,
+    "LayerNormalization": _layer_norm,
+    "Gather": _gather,
+    "Shape": _shape,
+    "ConstantOfShape": _constant_of_shape,
+    "ReverseSequence": _reverse_sequence,  # Keras go_backwards / Bidirectional
+    # beyond issue 5's list: what exporters decompose LayerNormalization into before opset 17
+    "ReduceMean": _reduce_mean,
+    "Pow": lambda ins, at, opset: [np.power(ins[0], ins[1]).astype(ins[0].dtype)],
+    "Sqrt": _float(lambda x, at: np.sqrt(x)),
+    "Neg": lambda ins, at, opset: [np.negative(ins[0])],
+    "Exp": _float(lambda x, at: np.exp(x)),
+    "Log": _float(lambda x, at: np.log(x)),
+}

@@ -1,0 +1,201 @@
+"""Real PyTorch exports (tests/fixtures, made by make_fixtures.py): torch's recorded outputs, onnxruntime parity, streaming."""
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import gruinfer
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+with open(os.path.join(HERE, "versions.json")) as _f:
+    FIXTURES = json.load(_f)["fixtures"]
+NAMES = sorted(FIXTURES)
+TOL = 1e-5
+T0 = 6      # make_fixtures.py records T = 6, N = 3: never equal, so the layout is readable
+BIDIRECTIONAL = [n for n in NAMES if n.startswith("bigru")]
+PYTHON_PATH = [n for n in NAMES if "softmax" in n]          # Softmax / embedding: no C step yet
+LOWERED = [n for n in NAMES if n not in BIDIRECTIONAL + PYTHON_PATH]
+
+
+def path(name):
+    return os.path.join(HERE, name + ".onnx")
+
+
+def recorded(name):
+    data = np.load(os.path.join(HERE, name + ".npz"))
+    feeds = {k[3:]: data[k] for k in data.files if k.startswith("in_")}
+    outs = [data[f"out_{i}"] for i in range(len(data.files) - len(feeds))]
+    return feeds, outs
+
+
+def close(a, b, tol=TOL):
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.abs(a - b).max(initial=0) <= tol, np.abs(a - b).max()
+
+
+def fresh_feeds(name, feeds, T, N, seed):
+    """Random feeds like the recorded ones, with the time and batch sizes changed where dynamic."""
+    rng = np.random.default_rng(seed)
+    dyn = FIXTURES[name]["dynamic"]
+    x = feeds["x"]
+    bf = x.shape[0] != T0
+    shape = list(x.shape)
+    t_ax, n_ax = (1, 0) if bf else (0, 1)
+    if "time" in dyn:
+        shape[t_ax] = T
+    if "batch" in dyn:
+        shape[n_ax] = N
+    out = {"x": rng.integers(0, 11, shape).astype(np.int64) if x.dtype.kind == "i"
+           else rng.standard_normal(shape).astype(np.float32)}
+    if "h0" in feeds:
+        h = list(feeds["h0"].shape)
+        h[1] = shape[n_ax]
+        out["h0"] = rng.standard_normal(h).astype(np.float32)
+    return out
+
+
+def test_versions_recorded():
+    with open(os.path.join(HERE, "versions.json")) as f:
+        v = json.load(f)
+    assert v["torch"].startswith("2.13") and v["onnx"] and v["onnxscript"]
+    assert {f["exporter"] for f in FIXTURES.values()} == {"ts", "dynamo"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_torch(name):
+    feeds, expected = recorded(name)
+    got = gruinfer.InferenceSession(path(name)).run(None, feeds)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        close(g, e)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_onnxruntime(name):
+    feeds, _ = recorded(name)
+    sess = gruinfer.InferenceSession(path(name))
+    ref = ort.InferenceSession(path(name), providers=["CPUExecutionProvider"])
+    for seed, (T, N) in enumerate([(6, 3), (1, 1), (9, 4), (2, 5)]):
+        f = fresh_feeds(name, feeds, T, N, seed)
+        got = sess.run(None, f)
+        try:
+            expected = ref.run(None, f)
+            baked = any(g.shape != e.shape for g, e in zip(got, expected))
+        except Exception:
+            baked = True
+        if baked:
+            # The export baked T0 into a Reshape: onnxruntime fails at other lengths or returns
+            # a wrong shape; gruinfer reads it by meaning.  Causal check of the time-path output y
+            # (the first) on the frames both run right: onnxruntime gets x cut or padded to T0.
+            assert "time" in FIXTURES[name]["dynamic"] and T != T0
+            t_ax = 1 if f["x"].shape[0] != T else 0
+            pad = np.concatenate([f["x"]] * (-(-T0 // T)), axis=t_ax)
+            y = ref.run(None, dict(f, x=np.take(pad, range(T0), axis=t_ax)))[0]
+            m = min(T, T0)
+            got, expected = [np.take(got[0], range(m), axis=t_ax)], [np.take(y, range(m), axis=t_ax)]
+        for g, e in zip(got, expected):
+            close(g, e)
+
+
+def test_external_data_followed():
+    name = "gru2_bf_default"
+    assert os.path.isfile(path(name) + ".data")
+    feeds, expected = recorded(name)
+    for g, e in zip(gruinfer.InferenceSession(path(name)).run(None, feeds), expected):
+        close(g, e)
+
+
+def _chunks(T, sizes=(1, 2, 3)):
+    t, i = 0, 0
+    while t < T:
+        k = sizes[i % len(sizes)] if i < len(sizes) else T - t
+        yield t, min(T, t + k)
+        t, i = t + k, i + 1
+
+
+def _stream_check(name, T=11, N=2):
+    feeds, _ = recorded(name)
+    sess = gruinfer.InferenceSession(path(name))
+    x = fresh_feeds(name, feeds, T, N, seed=7)
+    low = sess._lowering()
+    t_ax = low.in_axes.index("T")
+    stream = sess.stream(x["x"].shape[low.in_axes.index("N")])
+    T = x["x"].shape[t_ax]
+    names = [o.name for o in sess.get_outputs()]
+    whole = sess.run(None, x)
+    head = low.outputs[names[0]]
+    ht = head.axes.index("T") if "T" in getattr(head, "axes", ()) else None
+    # uneven chunks: time-path outputs concatenate to the whole run; final states match at the end
+    got = []
+    for t0, t1 in _chunks(T):
+        feed = {"x": np.take(x["x"], range(t0, t1), axis=t_ax)}
+        if "h0" in x and t0 == 0:
+            feed["h0"] = x["h0"]
+        got.append(stream.run(None, feed))
+    for i, n in enumerate(names):
+        a = low.outputs[n]
+        if "T" in getattr(a, "axes", ()):
+            close(np.concatenate([g[i] for g in got], axis=a.axes.index("T")), whole[i])
+        else:
+            close(got[-1][i], whole[i])
+    # frame by frame after a reset
+    stream.reset()
+    if "h0" in x:
+        stream.run(None, {"x": np.take(x["x"], [0], axis=t_ax), "h0": x["h0"]})
+        start = 1
+    else:
+        start = 0
+    out = None
+    for t in range(start, T):
+        frame = np.take(x["x"], t, axis=t_ax)
+        y = stream.step(frame) if out is None else stream.step(frame, out=out)
+        out = y if stream.lowered else None
+        expect = np.take(whole[0], t, axis=ht) if ht is not None else None
+        if expect is not None:
+            close(y, expect)
+    return sess, stream
+
+
+@pytest.mark.parametrize("name", LOWERED)
+def test_stream_lowered(name):
+    sess, stream = _stream_check(name)
+    info = sess.plan_info()
+    assert info["streamable"] and info["lowered"] and not info["not_lowered"]
+    assert stream.lowered and isinstance(stream, gruinfer.Stream)
+
+
+@pytest.mark.parametrize("exporter", ["ts", "dynamo"])
+def test_stacked_gru_with_head_is_one_plan(exporter):
+    for name in (f"gru2_bf_sigmoid_{exporter}", f"gru2_sigmoid_unfolded_{exporter}"):
+        assert gruinfer.InferenceSession(path(name)).plan_info()["steps"] == \
+            ["gru", "gru", "dense", "act"]
+
+
+@pytest.mark.parametrize("name", PYTHON_PATH)
+def test_stream_python_path_is_declared(name):
+    sess, stream = _stream_check(name)
+    info = sess.plan_info()
+    assert info["streamable"] and not info["lowered"] and not stream.lowered
+    assert any(op in ("Softmax", "Gather") for _, op, _ in info["not_lowered"])
+
+
+@pytest.mark.parametrize("name", BIDIRECTIONAL)
+def test_bidirectional_not_streamable(name):
+    sess = gruinfer.InferenceSession(path(name))
+    with pytest.raises(gruinfer.NotStreamable, match="bidirectional GRU node") as e:
+        sess.stream(1)
+    gru = next(n for n in sess._graph.nodes if n.op == "GRU")
+    assert repr(gru.name) in str(e.value)
+    assert not sess.plan_info()["streamable"]
+
+
+def test_baked_length_reshape_streams_at_any_length():
+    """The dynamo export bakes T = 6 into the Reshape after the last GRU; streams read it as
+    'drop the num_directions axis' and run chunks of any length."""
+    name = "gru2_softmax_dynamo"
+    feeds, expected = recorded(name)
+    stream = gruinfer.InferenceSession(path(name)).stream(3)
+    ys = [stream.run(None, {"x": feeds["x"][t0:t1]})[0] for t0, t1 in ((0, 4), (4, 6))]
+    close(np.concatenate(ys), expected[0])

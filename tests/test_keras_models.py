@@ -1,0 +1,72 @@
+"""Keras exports loaded by path as they are (Loops lifted at load): outputs, streaming, and the clear error for a Loop that is not lifted."""
+import glob
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import gruinfer
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+KERAS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURES, "keras_*.onnx")))
+NOT_LIFTED = {"keras_gru_masking"}
+# Causal models whose first output is the per-frame GRU sequence.
+SEQUENCE_OUT = ["keras_gru_ra1_seq1", "keras_gru_ra0_seq1", "keras_gru_hardsig",
+                "keras_gru_nobias_relu", "keras_legacy_gru_ra0", "keras_legacy_gru_ra1"]
+
+
+def path(name):
+    return os.path.join(FIXTURES, name + ".onnx")
+
+
+def cases(name):
+    d = np.load(os.path.join(FIXTURES, name + ".npz"))
+    return [(d[f"x_{i}"], d[f"y_{i}"]) for i in range(3) if f"x_{i}" in d]
+
+
+def test_fixtures_present():
+    assert len(KERAS) >= 10
+
+
+@pytest.mark.parametrize("name", [n for n in KERAS if n not in NOT_LIFTED])
+def test_runs_as_exported(name, kernel):
+    sess = gruinfer.InferenceSession(path(name), kernel=kernel)
+    assert not any("left unchanged" in n for n in sess.plan_info()["loops"])
+    ref = ort.InferenceSession(path(name))
+    x_name = sess.get_inputs()[0].name
+    for x, y in cases(name):
+        (got,) = sess.run(None, {x_name: x})
+        (want,) = ref.run(None, {x_name: x})
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, y, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_OUT)
+def test_streams_in_c(name):
+    sess = gruinfer.InferenceSession(path(name))
+    info = sess.plan_info()
+    assert info["streamable"] and info["lowered"] and "gru" in info["steps"]
+    x_name = sess.get_inputs()[0].name
+    for x, _ in cases(name):
+        (whole,) = sess.run(None, {x_name: x})
+        stream = sess.stream(batch_size=x.shape[0])
+        chunks = [stream.run(None, {x_name: x[:, t:t + 2]})[0] for t in range(0, x.shape[1], 2)]
+        np.testing.assert_allclose(np.concatenate(chunks, axis=1), whole, rtol=0, atol=1e-5)
+        stream.reset()
+        frames = [stream.step(x[:, t]).copy() for t in range(x.shape[1])]
+        np.testing.assert_allclose(np.stack(frames, axis=1).reshape(whole.shape), whole,
+                                   rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["keras_gru_backwards", "keras_bidir"])
+def test_backwards_is_not_streamable(name):
+    sess = gruinfer.InferenceSession(path(name))
+    with pytest.raises(gruinfer.NotStreamable):
+        sess.stream()
+
+
+def test_masking_loop_refused_clearly():
+    with pytest.raises(gruinfer.UnsupportedOp) as e:
+        gruinfer.InferenceSession(path("keras_gru_masking"))
+    assert "node" in str(e.value)
