@@ -23,6 +23,8 @@ static inline int64_t gruinfer_round_up(int64_t n, int64_t m) { return (n + m - 
 
 /* Aligned allocation of n floats, zeroed; free with gruinfer_free_aligned. */
 float *gruinfer_alloc_floats(int64_t n);
+/* The same, left uninitialised: for scratch that is written before it is read. */
+float *gruinfer_alloc_scratch(int64_t n);
 void gruinfer_free_aligned(void *p);
 
 /* 1 if every one of n floats is finite. */

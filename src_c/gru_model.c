@@ -5,14 +5,19 @@
 
 #include "gru_internal.h"
 
-float *gruinfer_alloc_floats(int64_t n)
+float *gruinfer_alloc_scratch(int64_t n)
 {
     if (n < 1 || n > ((int64_t)1 << 40))
         return NULL;
-    size_t bytes = (size_t)gruinfer_round_up(n * (int64_t)sizeof(float), GRUINFER_ALIGN);
-    void *p = aligned_alloc(GRUINFER_ALIGN, bytes);
+    return aligned_alloc(GRUINFER_ALIGN,
+                         (size_t)gruinfer_round_up(n * (int64_t)sizeof(float), GRUINFER_ALIGN));
+}
+
+float *gruinfer_alloc_floats(int64_t n)
+{
+    float *p = gruinfer_alloc_scratch(n);
     if (p)
-        memset(p, 0, bytes);
+        memset(p, 0, (size_t)gruinfer_round_up(n * (int64_t)sizeof(float), GRUINFER_ALIGN));
     return p;
 }
 

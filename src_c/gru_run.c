@@ -27,10 +27,10 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
                          (h0 && !gruinfer_all_finite(h0, D * N * H))))
         return GRUINFER_E_NONFINITE;
 
-    float *xp = gruinfer_alloc_floats(T * N * w);
+    float *xp = gruinfer_alloc_scratch(T * N * w);
     float *h = gruinfer_alloc_floats(N * Hp);
-    float *scratch = gruinfer_alloc_floats(gruinfer_cell_scratch(m, N) + N);
-    const float **rows = (const float **)gruinfer_alloc_floats(N * 2 + 2);
+    float *scratch = gruinfer_alloc_scratch(gruinfer_cell_scratch(m, N) + N);
+    const float **rows = (const float **)gruinfer_alloc_scratch(N * 2 + 2);
     if (!xp || !h || !scratch || !rows) {
         gruinfer_free_aligned(xp);
         gruinfer_free_aligned(h);
