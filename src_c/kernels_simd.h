@@ -130,39 +130,54 @@ static inline void NAME(row_part)(int64_t k, int64_t w, const float *a, const fl
 }
 #undef INIT
 
+/* Rows [i0, i1) of C against one panel (columns j0 .. j0 + w). */
+static void NAME(gemm_panel)(int64_t i0, int64_t i1, int64_t w, int64_t k, const float *A,
+                             int64_t lda, const float *panel, const float *pb, float *C,
+                             int64_t ldc)
+{
+    if (w % VLEN) {  /* a panel that is not whole vectors: plain loops */
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = 0; j < w; j++) {
+                float acc = pb ? pb[j] : 0.0f;
+                for (int64_t p = 0; p < k; p++)
+                    acc += A[i * lda + p] * panel[p * w + j];
+                C[i * ldc + j] = acc;
+            }
+        return;
+    }
+    /* One row streams the panel once and needs no blocking. */
+    const int64_t kc = i1 - i0 == 1 ? k : KC;
+    for (int64_t p0 = 0; p0 < k; p0 += kc) {
+        const int64_t kk = k - p0 < kc ? k - p0 : kc;
+        const int acc = p0 > 0;
+        const float *slice = panel + p0 * w;
+        int64_t i = i0;
+        if (w == PANEL)
+            for (; i + ROWS <= i1; i += ROWS)
+                NAME(block_full)(kk, A + i * lda + p0, lda, slice, pb, acc, C + i * ldc, ldc);
+        for (; i < i1; i++) {
+            if (w == PANEL)
+                NAME(row_full)(kk, A + i * lda + p0, slice, pb, acc, C + i * ldc);
+            else
+                NAME(row_part)(kk, w, A + i * lda + p0, slice, pb, acc, C + i * ldc);
+        }
+    }
+}
+
+/* Rows go in chunks of MC so their slice of A stays in cache while every
+ * panel passes over it (a long X of a whole sequence is read once, not once
+ * per panel). */
+#define MC (16 * ROWS)
+
 static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                        const float *B, const float *bias, float *C, int64_t ldc)
 {
-    for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
-        const int64_t w = n - j0 < PANEL ? n - j0 : PANEL;
-        const float *panel = B + j0 * k, *pb = bias ? bias + j0 : NULL;
-        if (w % VLEN) {  /* a panel that is not whole vectors: plain loops */
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < w; j++) {
-                    float acc = pb ? pb[j] : 0.0f;
-                    for (int64_t p = 0; p < k; p++)
-                        acc += A[i * lda + p] * panel[p * w + j];
-                    C[i * ldc + j0 + j] = acc;
-                }
-            continue;
-        }
-        /* One row: stream the panel once, no blocking needed. */
-        const int64_t kc = m == 1 ? k : KC;
-        for (int64_t p0 = 0; p0 < k; p0 += kc) {
-            const int64_t kk = k - p0 < kc ? k - p0 : kc;
-            const int acc = p0 > 0;
-            const float *slice = panel + p0 * w;
-            int64_t i = 0;
-            if (w == PANEL)
-                for (; i + ROWS <= m; i += ROWS)
-                    NAME(block_full)(kk, A + i * lda + p0, lda, slice, pb, acc,
-                                     C + i * ldc + j0, ldc);
-            for (; i < m; i++) {
-                if (w == PANEL)
-                    NAME(row_full)(kk, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
-                else
-                    NAME(row_part)(kk, w, A + i * lda + p0, slice, pb, acc, C + i * ldc + j0);
-            }
+    for (int64_t i0 = 0; i0 < m; i0 += MC) {
+        const int64_t i1 = m - i0 < MC ? m : i0 + MC;
+        for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
+            const int64_t w = n - j0 < PANEL ? n - j0 : PANEL;
+            NAME(gemm_panel)(i0, i1, w, k, A, lda, B + j0 * k, bias ? bias + j0 : NULL,
+                             C + j0, ldc);
         }
     }
 }
