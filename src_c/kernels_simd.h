@@ -221,31 +221,23 @@ static inline vf vtanh(vf x)
     return vselect(neg, -t, t);
 }
 
-static void NAME(sigmoid)(float *x, int64_t n)
+/* x[i] = f(x[i]) over n floats, the tail through a zero-padded vector; inlined
+ * with f known, so no call per vector. */
+static inline __attribute__((always_inline)) void NAME(map)(float *x, int64_t n, vf (*f)(vf))
 {
     int64_t i = 0;
     for (; i + VLEN <= n; i += VLEN)
-        vstore(x + i, vsigmoid(vload(x + i)));
+        vstore(x + i, f(vload(x + i)));
     if (i < n) {
         float tmp[VLEN] = {0};
         memcpy(tmp, x + i, (size_t)(n - i) * sizeof(float));
-        vstore(tmp, vsigmoid(vload(tmp)));
+        vstore(tmp, f(vload(tmp)));
         memcpy(x + i, tmp, (size_t)(n - i) * sizeof(float));
     }
 }
 
-static void NAME(tanh)(float *x, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + VLEN <= n; i += VLEN)
-        vstore(x + i, vtanh(vload(x + i)));
-    if (i < n) {
-        float tmp[VLEN] = {0};
-        memcpy(tmp, x + i, (size_t)(n - i) * sizeof(float));
-        vstore(tmp, vtanh(vload(tmp)));
-        memcpy(x + i, tmp, (size_t)(n - i) * sizeof(float));
-    }
-}
+static void NAME(sigmoid)(float *x, int64_t n) { NAME(map)(x, n, vsigmoid); }
+static void NAME(tanh)(float *x, int64_t n) { NAME(map)(x, n, vtanh); }
 
 #include "gru_cell_arch.h"
 
