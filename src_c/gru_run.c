@@ -23,8 +23,8 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
                 return GRUINFER_E_SEQLEN;
             padded |= lens[n] < T;
         }
-    if (check_finite && (!gruinfer_all_finite(X, T * N * I) ||
-                         (h0 && !gruinfer_all_finite(h0, D * N * H))))
+    if (check_finite && (!m->k->all_finite(X, T * N * I) ||
+                         (h0 && !m->k->all_finite(h0, D * N * H))))
         return GRUINFER_E_NONFINITE;
 
     float *xp = gruinfer_alloc_scratch(T * N * w);

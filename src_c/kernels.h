@@ -25,6 +25,8 @@ typedef struct gruinfer_kernels {
     /* In place over n floats; accurate to 1e-6 absolute against float64. */
     void (*sigmoid)(float *x, int64_t n);
     void (*tanh)(float *x, int64_t n);
+    /* 1 if no float of x[0:n] is NaN or Inf. */
+    int (*all_finite)(const float *x, int64_t n);
     /* gru_cell_arch.h compiled for this ISA: see gruinfer_gru_project / _cell. */
     void (*project)(const gruinfer_gru *m, int d, int64_t rows, const float *X, int64_t lda,
                     float *xp);

@@ -42,4 +42,4 @@ static void tanh_ref(float *x, int64_t n)
 #include "gru_cell_arch.h"
 
 const gruinfer_kernels gruinfer_kernels_ref = {"ref", PANEL, gemm_ref, sigmoid_ref, tanh_ref,
-                                               project_ref, cell_ref};
+                                               gruinfer_all_finite, project_ref, cell_ref};

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "kernels.h"
+#include "gru_internal.h"
 
 #define VLEN GRUINFER_VLEN
 typedef float vf __attribute__((vector_size(VLEN * 4)));
@@ -236,11 +236,26 @@ static inline __attribute__((always_inline)) void NAME(map)(float *x, int64_t n,
     }
 }
 
+/* x * 0 is NaN exactly when x is NaN or Inf. */
+static int NAME(all_finite)(const float *x, int64_t n)
+{
+    vi bad = {0};
+    int64_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        const vf z = vload(x + i) * 0.0f;
+        bad |= z != z;
+    }
+    for (int v = 0; v < VLEN; v++)
+        if (bad[v])
+            return 0;
+    return gruinfer_all_finite(x + i, n - i);
+}
+
 static void NAME(sigmoid)(float *x, int64_t n) { NAME(map)(x, n, vsigmoid); }
 static void NAME(tanh)(float *x, int64_t n) { NAME(map)(x, n, vtanh); }
 
 #include "gru_cell_arch.h"
 
 const gruinfer_kernels GLUE(gruinfer_kernels, GRUINFER_SUFFIX) = {
-    STR(GRUINFER_SUFFIX), PANEL, NAME(gemm), NAME(sigmoid), NAME(tanh), NAME(project),
-    NAME(cell)};
+    STR(GRUINFER_SUFFIX), PANEL, NAME(gemm), NAME(sigmoid), NAME(tanh), NAME(all_finite),
+    NAME(project), NAME(cell)};
