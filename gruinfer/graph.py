@@ -202,8 +202,10 @@ class Graph:
             return [ins[0].reshape([size.get(a, a) for a in dst])]
         try:
             return OPS[node.op](ins, node.attrs, self.opset)
-        except (ValueError, IndexError, TypeError, KeyError) as e:
-            e = f"missing attribute {e}" if isinstance(e, KeyError) else e
+        except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, AttributeError) as e:
+            # AttributeError: an optional input left empty where the op needs it
+            e = (f"missing attribute {e}" if isinstance(e, KeyError) else
+                 "a required input is missing" if isinstance(e, AttributeError) else e)
             cls, when = (InvalidModel, "at load") if load else (InvalidArgument, "")
             shapes = ", ".join("None" if a is None else str(list(np.shape(a))) for a in ins)
             raise cls(f"node {node.name!r} ({node.op}) failed{' ' + when if when else ''}: "
