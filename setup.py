@@ -57,6 +57,7 @@ ext = Extension(
     depends=["src_c/gru.h", "src_c/gru_internal.h", "src_c/gru_plan.h", "src_c/kernels.h",
              "src_c/kernels_simd.h", "src_c/gru_cell_arch.h"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_link_args=["-pthread"] if sys.platform != "win32" else [],
 )
 
 setup(

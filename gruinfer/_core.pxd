@@ -14,6 +14,7 @@ cdef extern from "gru.h" nogil:
         GRUINFER_E_KERNEL
         GRUINFER_E_PLAN
         GRUINFER_E_SLOT
+        GRUINFER_E_INDEX
 
     const char *gruinfer_status_text(gruinfer_status s)
 
@@ -31,6 +32,7 @@ cdef extern from "gru.h" nogil:
         float clip
         gruinfer_activation f[2]
         gruinfer_activation g[2]
+        int32_t threads
 
     ctypedef struct gruinfer_gru:
         pass
@@ -49,6 +51,20 @@ cdef extern from "gru.h" nogil:
         GRUINFER_STEP_GRU
         GRUINFER_STEP_DENSE
         GRUINFER_STEP_ACT
+        GRUINFER_STEP_SOFTMAX
+        GRUINFER_STEP_LOGSOFTMAX
+        GRUINFER_STEP_LAYERNORM
+        GRUINFER_STEP_BINARY
+        GRUINFER_STEP_CLIP
+        GRUINFER_STEP_EMBED
+
+    ctypedef enum gruinfer_binary_op:
+        GRUINFER_BINARY_ADD
+        GRUINFER_BINARY_SUB
+        GRUINFER_BINARY_MUL
+        GRUINFER_BINARY_DIV
+        GRUINFER_BINARY_RSUB
+        GRUINFER_BINARY_RDIV
 
     ctypedef struct gruinfer_step:
         int32_t kind
@@ -58,6 +74,12 @@ cdef extern from "gru.h" nogil:
         const float *weight
         const float *bias
         gruinfer_activation act
+        int32_t input2
+        int32_t op
+        int64_t rows
+        float eps
+        float lo
+        float hi
 
     ctypedef struct gruinfer_plan:
         pass

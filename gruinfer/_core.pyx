@@ -23,7 +23,12 @@ _STATUS = {
     GRUINFER_E_KERNEL: (KernelUnavailable, KernelUnavailable),
     GRUINFER_E_PLAN: (InvalidModel, InvalidModel),
     GRUINFER_E_SLOT: (InvalidArgument, InvalidArgument),
+    GRUINFER_E_INDEX: (InvalidArgument, InvalidArgument),
 }
+
+# BINARY step operators by name (gruinfer_binary_op).
+BINARY_OPS = {"add": GRUINFER_BINARY_ADD, "sub": GRUINFER_BINARY_SUB, "mul": GRUINFER_BINARY_MUL,
+              "div": GRUINFER_BINARY_DIV, "rsub": GRUINFER_BINARY_RSUB, "rdiv": GRUINFER_BINARY_RDIV}
 
 
 cdef int check(gruinfer_status s, str what, bint model=False) except -1:
@@ -93,9 +98,10 @@ cdef class Gru:
 
     def __cinit__(self, int64_t input_size, int64_t hidden_size, int direction,
                   int linear_before_reset, clip, list f, list g,
-                  cnp.ndarray W, cnp.ndarray R, B, kernel, str name):
+                  cnp.ndarray W, cnp.ndarray R, B, kernel, str name, int threads=1):
         cdef gruinfer_gru_config cfg
         memset(&cfg, 0, sizeof(cfg))
+        cfg.threads = threads
         cfg.input_size = input_size
         cfg.hidden_size = hidden_size
         cfg.direction = direction
@@ -164,8 +170,25 @@ cdef class Gru:
         return Y, Yh
 
 
+cdef inline const float *f32_vec(object a, str what) except? NULL:
+    """Data of a float32 C-contiguous array (None: NULL); anything else is refused."""
+    if a is None:
+        return NULL
+    if not is_f32_c(a):
+        raise TypeError(f"{what} must be a C-contiguous float32 array")
+    return fdata(<cnp.ndarray>a)
+
+
 cdef class Plan:
-    """Frame-wise steps for streams. steps: ("gru", input, Gru) | ("dense", input, W, b) | ("act", input, (kind, alpha, beta))."""
+    """Frame-wise steps for streams.  steps (tuples; `input`, `input2`: 0 the plan input, k the
+    output of step k-1; arrays float32 C-contiguous, copied by C):
+      ("gru", input, Gru)                  ("dense", input, W [out, in], b [out] or None)
+      ("act", input, (kind, alpha, beta))  ("softmax", input)   ("logsoftmax", input)
+      ("layernorm", input, scale [w], bias [w] or None, eps)
+      ("binary", input, op, input2)        ("binary", input, op, constant [w])
+           op: a key of BINARY_OPS ("rsub": b - a, "rdiv": b / a)
+      ("clip", input, lo, hi)              ("embed", 0, table [V, D]): the plan input holds ids
+    """
     cdef gruinfer_plan *ptr
     cdef readonly list steps
     cdef readonly int64_t input_width
@@ -182,10 +205,13 @@ cdef class Plan:
         cdef gruinfer_status s
         cdef bytes kname = kernel.encode() if kernel else None
         cdef const char *kp = NULL if kname is None else <const char *>kname
+        widths = [input_width]  # buffer widths as the steps make them: sizes the constants C copies
         try:
             for i in range(n):
                 kind, inp = steps[i][0], steps[i][1]
                 cs[i].input = inp
+                cs[i].input2 = -1
+                w = widths[inp] if isinstance(inp, (int, np.integer)) and 0 <= inp <= i else None
                 if kind == "gru":
                     cs[i].kind = GRUINFER_STEP_GRU
                     cs[i].gru = (<Gru>steps[i][2]).ptr
@@ -200,8 +226,56 @@ cdef class Plan:
                 elif kind == "act":
                     cs[i].kind = GRUINFER_STEP_ACT
                     cs[i].act = make_act(steps[i][2])
+                elif kind == "softmax":
+                    cs[i].kind = GRUINFER_STEP_SOFTMAX
+                elif kind == "logsoftmax":
+                    cs[i].kind = GRUINFER_STEP_LOGSOFTMAX
+                elif kind == "layernorm":
+                    cs[i].kind = GRUINFER_STEP_LAYERNORM
+                    if steps[i][2] is None:
+                        raise TypeError("layernorm scale must be a float32 array")
+                    cs[i].weight = f32_vec(steps[i][2], "layernorm scale")
+                    cs[i].bias = f32_vec(steps[i][3], "layernorm bias")
+                    for a in steps[i][2:4]:
+                        if a is not None and a.size != w:
+                            raise InvalidModel(f"plan step {i} (layernorm): scale and bias need "
+                                               f"the input width {w} values, got {a.size}")
+                    cs[i].eps = steps[i][4]
+                elif kind == "binary":
+                    cs[i].kind = GRUINFER_STEP_BINARY
+                    if steps[i][2] not in BINARY_OPS:
+                        raise ValueError(f"unknown binary op {steps[i][2]!r}")
+                    cs[i].op = BINARY_OPS[steps[i][2]]
+                    other = steps[i][3]
+                    if isinstance(other, (int, np.integer)):
+                        if other < 0:
+                            raise InvalidModel(f"plan step {i} (binary): second operand {other} "
+                                               "is not a buffer")
+                        cs[i].input2 = other
+                    else:
+                        cs[i].weight = f32_vec(other, "binary constant")
+                        if cs[i].weight == NULL:
+                            raise TypeError("binary needs a second buffer index or a constant")
+                        if other.size != w:
+                            raise InvalidModel(f"plan step {i} (binary): the constant needs "
+                                               f"the input width {w} values, got {other.size}")
+                elif kind == "clip":
+                    cs[i].kind = GRUINFER_STEP_CLIP
+                    cs[i].lo = steps[i][2]
+                    cs[i].hi = steps[i][3]
+                elif kind == "embed":
+                    T = steps[i][2]
+                    if not is_f32_c(T) or T.ndim != 2:
+                        raise TypeError("an embedding table must be a C-contiguous float32 [V, D] array")
+                    cs[i].kind = GRUINFER_STEP_EMBED
+                    cs[i].rows = T.shape[0]
+                    cs[i].out_width = T.shape[1]
+                    cs[i].weight = fdata(T)
                 else:
                     raise ValueError(f"unknown plan step {kind!r}")
+                widths.append(steps[i][2].hidden_size if kind == "gru" else
+                              steps[i][2].shape[0] if kind == "dense" else
+                              None if w is None else w * steps[i][2].shape[1] if kind == "embed" else w)
             with nogil:
                 s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr)
             check(s, "plan", model=True)

@@ -65,7 +65,7 @@ class Node:
 class Graph:
     """Everything load time can decide: constants, feeds, and nodes ready to run."""
 
-    def __init__(self, model, kernel=None):
+    def __init__(self, model, kernel=None, threads=1):
         self.loop_notes = []  # what lift_loops did with each Loop (Keras GRUs become GRU nodes)
         if any(n.op_type == "Loop" for n in model.graph.node):
             from .lift_loop import lift_loops
@@ -128,7 +128,7 @@ class Graph:
                 node = None
             elif p.op_type == "GRU":
                 node.spec = gru_spec(p, name, self.constants)
-                node.layer = build_layer(node.spec, kernel)
+                node.layer = build_layer(node.spec, kernel, threads)
             else:
                 if p.op_type == "Identity":
                     if len(p.input) != 1 or len(p.output) != 1:
@@ -218,7 +218,8 @@ def _attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def build_layer(spec, kernel):
-    """The packed C layer for a GruSpec."""
+def build_layer(spec, kernel, threads=1):
+    """The packed C layer for a GruSpec; whole-sequence runs of layers with hidden_size >= 512
+    share each step among `threads` threads."""
     return _core.Gru(spec.input_size, spec.hidden_size, spec.direction, spec.linear_before_reset,
-                     spec.clip, spec.f, spec.g, spec.W, spec.R, spec.B, kernel, spec.name)
+                     spec.clip, spec.f, spec.g, spec.W, spec.R, spec.B, kernel, spec.name, threads)

@@ -1,5 +1,5 @@
 """lower.py: graph -> stream plan: exporter plumbing recognised by meaning, GRUs and frame-wise ops mapped to C steps, causality checked."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,9 +16,14 @@ PASS_OPS = ("Identity", "Dropout")
 class Seq:
     """A tensor on the time path.  axes: per tensor axis "T", "N" or a fixed size; buf: the plan
     buffer holding it frame by frame (0 the plan input, k >= 1 step k-1's output), None when only
-    the Python path computes it."""
+    the Python path computes it.
+    last: a value computed frame by frame from a GRU's final state (Y_h): its axes have no "T"; the
+    graph value of a chunk is its frame after the chunk's last frame.
+    ids: token ids (the plan input of an embedding model, fed as float32 integers)."""
     axes: tuple
     buf: object = None
+    last: bool = False
+    ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Lowering:
     lens_inputs: set = field(default_factory=set)
     initial: dict = field(default_factory=dict)        # GRU index -> constant initial_h [1 or N, H]
     reshapes: dict = field(default_factory=dict)       # Reshape node -> (input axes, output axes)
+    in_ids: bool = False             # the time input holds token ids (fed to C as float32)
     plan: object = None
 
     @property
@@ -102,12 +108,13 @@ def lower(graph, kernel):
 
 
 def _c_layout(axes):
-    """True when frames of this tensor are [N, features] rows in one buffer: sizes > 1 after T and N."""
-    seen = 0
+    """True when frames of this tensor are [N, features] rows in one buffer: sizes > 1 after T and N
+    (after N alone for a value from final states, which has no T axis)."""
+    seen, need = 0, sum(a in ("T", "N") for a in axes)
     for a in axes:
         if a in ("T", "N"):
             seen += 1
-        elif a != 1 and seen < 2:
+        elif a != 1 and seen < need:
             return False
     return True
 
@@ -122,9 +129,11 @@ class _Lowerer:
     def __init__(self, graph, kernel, time_input, in_axes):
         self.g, self.kernel = graph, kernel
         self.low = Lowering(time_input, in_axes, {}, [], [], [])
-        rows = _c_layout(in_axes) and None not in in_axes and \
-            next(a for a in graph.inputs if a.name == time_input).type == "tensor(float)"
-        self.val = {time_input: Seq(in_axes, 0 if rows else None)}
+        in_type = next(a for a in graph.inputs if a.name == time_input).type
+        ids = in_type in ("tensor(int64)", "tensor(int32)")
+        rows = _c_layout(in_axes) and None not in in_axes and (in_type == "tensor(float)" or ids)
+        self.val = {time_input: Seq(in_axes, 0 if rows else None, ids=ids)}
+        self.low.in_ids = ids
         if self.val[time_input].buf is None:
             self._python(None, "input", f"frames of {time_input!r} are not float rows [N, features]")
         for a in graph.inputs:
@@ -202,13 +211,17 @@ class _Lowerer:
         if op in PASS_OPS and isinstance(x, (Seq, State)):
             return [x] + [None] * (n_out - 1)
         if isinstance(x, State) or any(isinstance(a, State) for a in ins):
-            return [self.state_op(node, ins)]
+            out = self.state_op(node, ins)
+            return out if isinstance(out, list) else [out]
         if op == "Gather" and isinstance(ins[1], Seq) and not isinstance(x, Seq) \
                 and at.get("axis", 0) == 0:
-            # An embedding table read with token ids: frame-wise; needs a C gather step.
-            self._python(node, op, "embedding lookup (no C gather step)")
-            return [Seq(ins[1].axes + tuple(np.shape(x)[1:]), None)]
+            if isinstance(x, Feed) and x.rows is None and x.name in self.g.constants:
+                x = self.g.constants[x.name]  # an overridable table: packed, as GRU weights are
+            return [self.embed(node, x, ins[1])]
         seqs = [a for a in ins if isinstance(a, Seq)]
+        if any(a.ids for a in seqs):
+            self._python(node, op, "an op on token ids other than an embedding lookup")
+            return [Seq(x.axes if isinstance(x, Seq) else seqs[0].axes, None)] * n_out
         if not seqs or any(isinstance(a, (Feed, Zeros)) for a in ins):
             raise NotStreamable(f"node {name!r} ({op}): its inputs are computed at run time in a way "
                                 "streams do not follow")
@@ -264,13 +277,31 @@ class _Lowerer:
                                 f"{ins[0].name!r} in a way streams do not follow (one row of axis 0 only)")
         return Feed(ins[0].name, int(starts[0]))
 
+    def embed(self, node, table, ids):
+        """Gather of a constant [V, ...] float table by the token ids: a C embed step."""
+        axes = ids.axes + tuple(np.shape(table)[1:])
+        table = np.asarray(table)
+        if not (ids.ids and ids.buf == 0 and _c_layout(ids.axes) and table.ndim >= 1
+                and table.dtype == np.float32 and 1 <= table.shape[0] <= 1 << 24):
+            self._python(node, "Gather", "a lookup the C embed step does not cover (it reads float32 "
+                         "tables [V, ...] with the token ids the stream is fed)")
+            return Seq(axes, None)
+        if not np.isfinite(table).all():
+            raise NotStreamable(f"node {node.name!r} (Gather): the embedding table holds NaN or Inf, "
+                                "which the C embed step refuses")
+        tab = np.ascontiguousarray(table.reshape(table.shape[0], -1))
+        self.low.steps.append(("embed", 0, tab))
+        return Seq(axes, len(self.low.steps))
+
     # ------------------------------------------------------------------ GRU
     def gru(self, node, ins):
         spec, low = node.spec, self.low
         x = ins[0]
         want = ("N", "T") if spec.layout else ("T", "N")
-        if not isinstance(x, Seq):
+        if not isinstance(x, Seq) or x.last:
             raise NotStreamable(f"GRU node {node.name!r}: input X is not on the time path")
+        if x.ids:
+            raise NotStreamable(f"GRU node {node.name!r}: input X is token ids, not features")
         if tuple(x.axes[:2]) != want:
             raise _Mismatch(f"GRU node {node.name!r}: input X does not have time on axis "
                             f"{want.index('T')} as the GRU reads it")
@@ -314,18 +345,67 @@ class _Lowerer:
             return State(x.ks, tuple(x.axes[p] for p in perm))
         if op in ("Squeeze", "Unsqueeze", "Reshape") and isinstance(x, State) and len(x.ks) == 1:
             return State(x.ks, self.layout_op(node, ins, x))
+        if op in ("Gather", "Slice") and isinstance(x, State) and all(
+                isinstance(a, np.ndarray) or a is None for a in ins[1:]):
+            picked = self.pick_state(node, ins, x)
+            if picked is not None:
+                return picked
+        if not any(isinstance(a, Seq) for a in ins) and all(
+                len(a.ks) == 1 for a in ins if isinstance(a, State)):
+            # Frame-wise ops on final states: after each frame, a final state is that frame's GRU
+            # output, so they run as frame steps whose chunk value is the chunk's last frame.
+            ins = [self.last_of(a) if isinstance(a, State) else a for a in ins]
+            return self.node(node, ins)
         self._python(node, op, "an op on final states the C stream does not reproduce")
         return State((), ("?",))
+
+    def last_of(self, st):
+        """A single GRU's final state as a frame-wise value (its GRU step's output buffer)."""
+        step = self.low.grus[st.ks[0]][0]
+        return Seq(st.axes, step + 1 if self.low.steps[step][1] is not None else None, last=True)
+
+    def pick_state(self, node, ins, x):
+        """hn[-1]-style selection of one layer's final state (a Gather or Slice on the "L" axis,
+        or of the only row of a size-1 axis), or None when it is something else."""
+        op, at, r = node.op, node.attrs, len(x.axes)
+        if op == "Gather":
+            axis, idx = at.get("axis", 0) % r, np.asarray(ins[1])
+            size = len(x.ks) if x.axes[axis] == "L" else x.axes[axis]
+            if idx.size != 1 or not isinstance(size, int) or not -size <= int(idx.reshape(-1)[0]) < size:
+                return None
+            i = int(idx.reshape(-1)[0]) % size
+            ks = (x.ks[i],) if x.axes[axis] == "L" else x.ks
+            axes = x.axes[:axis] + ((1,) if idx.ndim else ()) + x.axes[axis + 1:]
+            return State(ks, axes) if len(ks) == 1 or "L" in axes else None
+        if self.g.opset < 10 or len(ins) < 3:
+            return None
+        starts, ends = (np.asarray(a).reshape(-1) for a in ins[1:3])
+        axes_ = np.asarray(ins[3]).reshape(-1) if len(ins) > 3 and ins[3] is not None \
+            else np.arange(len(starts))
+        steps = np.asarray(ins[4]).reshape(-1) if len(ins) > 4 and ins[4] is not None \
+            else np.ones(len(starts), np.int64)
+        if len(axes_) != 1 or int(steps[0]) != 1:
+            return None
+        axis = int(axes_[0]) % r
+        if x.axes[axis] != "L":
+            return None
+        rows = list(range(len(x.ks)))[slice(int(starts[0]), int(ends[0]))]
+        if len(rows) != 1:
+            return None
+        return State((x.ks[rows[0]],), x.axes[:axis] + (1,) + x.axes[axis + 1:])
 
     # ------------------------------------------------------------------ frame-wise ops
     def frame_op(self, node, ins, seqs):
         op, at, name = node.op, node.attrs, node.name
         x = seqs[0]
-        t = x.axes.index("T")
+        t = x.axes.index("T") if "T" in x.axes else None  # None: a value from final states
+        if any(a.last != x.last for a in seqs):
+            self._python(node, op, "mixes final states with per-frame values")
+            return [Seq(x.axes, None, last=x.last)] * len(node.proto.output)
 
         def python(why, axes=None):
             self._python(node, op, why)
-            return [Seq(axes if axes is not None else x.axes, None)] * len(node.proto.output)
+            return [Seq(axes if axes is not None else x.axes, None, last=x.last)] * len(node.proto.output)
 
         def not_streamable(why):
             raise NotStreamable(f"node {name!r} ({op}): {why}; it needs the whole sequence")
@@ -339,7 +419,7 @@ class _Lowerer:
             feats = lambda ax: [a for a in ax if a not in (1, "T", "N")]
             keep = feats(axes) == feats(x.axes)
             if x.buf is not None and keep and _c_layout(axes):
-                return [Seq(axes, x.buf)]
+                return [replace(x, axes=axes)]
             return python("moves feature axes (no C copy step)", axes)
         if op in ("MatMul", "Gemm") and ins[0] is x and len(seqs) == 1:
             w = np.asarray(ins[1], np.float32)
@@ -360,22 +440,58 @@ class _Lowerer:
                                  None if bias is None else np.ascontiguousarray(bias)), axes, node)
         if op in ("Add", "Sub", "Mul", "Div") and len(seqs) == 1:
             c = np.asarray(ins[1] if ins[0] is x else ins[0])
-            if c.ndim > len(x.axes) or (c.ndim >= len(x.axes) - t and c.shape[t - len(x.axes)] != 1):
+            if c.ndim > len(x.axes) or (t is not None and c.ndim >= len(x.axes) - t
+                                        and c.shape[t - len(x.axes)] != 1):
                 not_streamable("a constant that varies along the time axis")
             return self.affine(node, x, c, swapped=ins[0] is not x)
-        if op in ("Add", "Sub", "Mul", "Div", "Pow") and len(seqs) == 2 and all(
-                len(a.axes) - a.axes.index("T") == len(x.axes) - t for a in seqs):
-            return python("element-wise op on two time-path values (no C step for two buffers)")
+        if op in ("Add", "Sub", "Mul", "Div", "Pow") and len(seqs) == 2 and (t is None or all(
+                len(a.axes) - a.axes.index("T") == len(x.axes) - t for a in seqs)):
+            a, b = seqs if ins[0] is seqs[0] else seqs[::-1]
+            if op == "Pow" or a.axes != b.axes or a.buf is None or b.buf is None \
+                    or not _c_layout(a.axes):
+                return python("element-wise op on two time-path values of different layouts "
+                              "(the C binary step takes two buffers of the same shape)")
+            return self.step(x, ("binary", a.buf, op.lower(), b.buf), x.axes, node)
         if op in ("Softmax", "LogSoftmax"):
             axis = at.get("axis", -1 if self.g.opset >= 13 else 1) % len(x.axes)
-            if (axis == t) if self.g.opset >= 13 else (axis <= t):
+            if t is not None and ((axis == t) if self.g.opset >= 13 else (axis <= t)):
                 not_streamable("normalises over the time axis")
-            return python(f"{op} (no C step)")
+            over = {axis} if self.g.opset >= 13 else set(range(axis, len(x.axes)))
+            if not self.row_op(x, over):
+                return python(f"{op} over part of a frame (the C step normalises whole feature rows)")
+            return self.step(x, (op.lower(), x.buf), x.axes, node)
         if op == "LayerNormalization":
-            if at.get("axis", -1) % len(x.axes) <= t:
+            axis = at.get("axis", -1) % len(x.axes)
+            if t is not None and axis <= t:
                 not_streamable("normalises over the time axis")
-            return python("LayerNormalization (no C step)")
-        if op in ("Clip", "Sqrt", "Neg", "Exp", "Log") or op == "Pow" and ins[0] is x \
+            over = set(range(axis, len(x.axes)))
+            outs = {o.name for o in self.g.outputs}
+            if any(v and (self.consumers.get(v) or v in outs) for v in node.proto.output[1:]) \
+                    or ins[0] is not x or not self.row_op(x, over) \
+                    or not all(isinstance(a, np.ndarray) or a is None for a in ins[1:]):
+                return python("LayerNormalization over part of a frame, or with its mean and "
+                              "inverse deviation outputs used (the C step normalises whole rows)")
+            shape = [x.axes[i] for i in sorted(over)]
+            try:
+                scale, bias = (None if a is None else np.ascontiguousarray(
+                    np.broadcast_to(np.asarray(a, np.float32), shape).reshape(-1))
+                    for a in (ins + [None])[1:3])
+            except ValueError:
+                return python("LayerNormalization with a scale or bias that is not per feature")
+            return self.step(x, ("layernorm", x.buf, scale, bias, float(at.get("epsilon", 1e-5))),
+                             x.axes, node)
+        if op == "Clip":
+            if self.g.opset < 11:
+                lo, hi = at.get("min"), at.get("max")
+            else:
+                lo, hi = (ins + [None, None])[1:3]
+            if ins[0] is not x or any(b is not None and (not isinstance(b, (np.ndarray, float, int))
+                                                         or np.size(b) != 1) for b in (lo, hi)):
+                return python("Clip with bounds that are not constant scalars")
+            lo = -np.inf if lo is None else float(np.asarray(lo).reshape(-1)[0])
+            hi = np.inf if hi is None else float(np.asarray(hi).reshape(-1)[0])
+            return self.step(x, ("clip", x.buf, lo, hi), x.axes, node)
+        if op in ("Sqrt", "Neg", "Exp", "Log") or op == "Pow" and ins[0] is x \
                 and np.size(ins[1]) == 1:
             return python(f"{op} (no C act kind)")
         if op == "ReduceMean":
@@ -404,42 +520,41 @@ class _Lowerer:
             return python(f"{op} over features (no C step)")
         not_streamable("its effect on the time axis is not known")
 
+    def row_op(self, x, over):
+        """True when axes `over` of x are exactly its feature row: no time or batch axis among
+        them, and every feature axis of size > 1 inside them."""
+        return _c_layout(x.axes) and all(x.axes[i] not in ("T", "N") for i in over) and all(
+            i in over for i, a in enumerate(x.axes) if a not in ("T", "N", 1))
+
     def step(self, x, step, axes, node, what=None):
         if x.buf is None:
             self._python(node, node.op, "its input is computed on the Python path")
-            return [Seq(axes, None)]
+            return [Seq(axes, None, last=x.last)]
         self.low.steps.append(step)
-        return [Seq(axes, len(self.low.steps))]
+        return [Seq(axes, len(self.low.steps), last=x.last)]
 
     def affine(self, node, x, c, swapped):
-        """x (+-*/) a per-feature constant as a dense step (diagonal W, bias)."""
+        """x (+-*/) a per-feature or scalar constant: a C binary step with the constant copied
+        (Add or Sub right after a bias-free dense step joins it as its bias)."""
         op, F = node.op, x.axes[-1]
         if x.buf is None:
             self._python(node, op, "its input is computed on the Python path")
-            return [Seq(x.axes, None)]
-        if not isinstance(F, int) or (c.size not in (1, F)) or \
-                (c.size == F and c.shape[-1] != F):
+            return [Seq(x.axes, None, last=x.last)]
+        w = _width(x.axes)
+        if not _c_layout(x.axes) or not (c.size == 1 or (c.size == F == w and c.shape[-1] == F)):
             self._python(node, op, "a constant that is not per feature")
-            return [Seq(x.axes, None)]
-        c = np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (F,))
-        one = np.ones(F, np.float32)
-        scale, bias = {
-            "Add": (one, c), "Sub": (-one if swapped else one, c if swapped else -c),
-            "Mul": (c, None), "Div": (None, None) if swapped else (1 / c, None)}[op]
-        if scale is None:
-            self._python(node, op, "a constant divided by a time-path value")
-            return [Seq(x.axes, None)]
+            return [Seq(x.axes, None, last=x.last)]
+        c = np.ascontiguousarray(np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (w,)))
         prev = self.low.steps[x.buf - 1] if x.buf else None
         src = node.proto.input[1 if swapped else 0]
         if (op == "Add" or op == "Sub" and not swapped) and prev and prev[0] == "dense" and prev[3] is None \
                 and self.consumers.get(src, 0) == 1 and x.buf == len(self.low.steps) \
                 and src not in {o.name for o in self.g.outputs}:
             # MatMul + Add: the bias joins the dense step.
-            self.low.steps[-1] = prev[:3] + (np.ascontiguousarray(bias),)
-            return [Seq(x.axes, x.buf)]
-        w = np.ascontiguousarray(np.diag(scale).astype(np.float32))
-        return self.step(x, ("dense", x.buf, w, None if bias is None else np.ascontiguousarray(bias)),
-                         x.axes, node)
+            self.low.steps[-1] = prev[:3] + (c if op == "Add" else np.ascontiguousarray(-c),)
+            return [x]
+        kind = ("r" if swapped and op in ("Sub", "Div") else "") + op.lower()
+        return self.step(x, ("binary", x.buf, kind, c), x.axes, node)
 
     def layout_op(self, node, ins, x):
         """Output axes of Transpose/Squeeze/Unsqueeze/Reshape on a time-path value, by meaning."""

@@ -15,8 +15,9 @@ class InferenceSession:
     onnx.ModelProto.  sess_options, providers and provider_options are accepted
     for drop-in compatibility with onnxruntime.InferenceSession and ignored.
 
-    threads: threads one run may use (1, the default, is what is implemented:
-    larger values are accepted and run on one thread).
+    threads: threads one whole-sequence run may use (default 1): GRU layers with
+    hidden_size >= 512 split each time step's GEMMs and gate math across them.
+    Streams run on the calling thread.
     kernel: None (GRUINFER_KERNEL if set, else the best for this CPU), or a
     name from gruinfer.kernel_info()["available"], e.g. "ref".
     check_finite: refuse inputs holding NaN or Inf (InvalidArgument) instead of
@@ -25,8 +26,8 @@ class InferenceSession:
 
     def __init__(self, model, sess_options=None, providers=None, provider_options=None, *,
                  threads=1, kernel=None, check_finite=True):
-        if not isinstance(threads, int) or threads < 1:
-            raise InvalidArgument(f"threads must be a positive int, got {threads!r}")
+        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+            raise InvalidArgument(f"threads must be an int in [1, 256], got {threads!r}")
         if kernel is not None:
             if kernel not in _core.kernel_names():
                 raise KernelUnavailable(
@@ -41,7 +42,7 @@ class InferenceSession:
         self._threads = threads
         self._kernel = kernel
         self._check_finite = bool(check_finite)
-        self._graph = Graph(load_model(model), kernel)
+        self._graph = Graph(load_model(model), kernel, threads)
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
         self._lowered = None
@@ -149,7 +150,7 @@ class InferenceSession:
         if any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
             # A weight initializer overridden by a feed: pack a layer for this call only.
             spec = gru_spec(node.proto, node.name, values)
-            layer = build_layer(spec, self._kernel)
+            layer = build_layer(spec, self._kernel, self._threads)
         D, H, I = spec.num_directions, spec.hidden_size, spec.input_size
         x_shape = ["batch_size", "seq_length", I] if spec.layout else ["seq_length", "batch_size", I]
         X = values[ins[0]]

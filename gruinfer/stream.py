@@ -115,7 +115,10 @@ class Stream(_StreamBase, _core.StreamCore):
     time axis removed, e.g. [batch_size, input_size]); returns the first graph
     output for that frame with the time axis removed (written into `out`, a
     float32 C-contiguous array of that shape, when given).  One call into C, no
-    allocation when `out` is given.
+    allocation when `out` is given (and, for a model taking token ids, when x
+    is float32; int ids are converted).  When that output is computed from a
+    GRU's final state (e.g. Linear(hn[-1])), step returns its value after this
+    frame.
     """
     lowered = True
 
@@ -136,6 +139,19 @@ class Stream(_StreamBase, _core.StreamCore):
                     f"{h0.shape[0]} rows; a stream of batch_size {batch_size} needs 1 or {batch_size}")
         self.reset()
 
+    def _ids(self, x, what):
+        """Token ids as the float32 the C plan reads (values past 2^25 stay out of range)."""
+        if x.dtype.kind in "iu":
+            x = np.clip(x, -(1 << 25), 1 << 25).astype(np.float32)
+        return coerce_float(x, what)
+
+    def _coerce_frame(self, x):
+        if self._low.in_ids:
+            x = np.asarray(x)
+            if x.dtype.kind in "iu":
+                x = self._ids(x, "step input")
+        return super()._coerce_frame(x)
+
     def _get(self, i):
         return self._get_state(self._low.grus[i][0], self._low.grus[i][2])
 
@@ -147,21 +163,29 @@ class Stream(_StreamBase, _core.StreamCore):
 
         Inputs that only set initial states may be omitted; when given they set
         the state before the chunk.  Returns the chunk's outputs (Y_h-like
-        outputs: the state after the chunk)."""
+        outputs, and values computed from them such as a Dense over the final
+        state: their value after the chunk's last frame, i.e. what sess.run
+        gives over every frame streamed so far)."""
         low, N = self._low, self.batch_size
         names, feeds = self._check_feeds(output_names, input_feed)
         x = feeds[low.time_input]
+        if low.in_ids:
+            x = self._ids(x, f"input {low.time_input!r}")
         t, n = low.in_axes.index("T"), low.in_axes.index("N")
         T = x.shape[t]
         new_states = self._state_rows(feeds)
         outs, arrays = {}, {}
-        for name in names:
-            a = low.outputs[name]
-            if isinstance(a, Seq) and a.buf and a.buf not in arrays:
-                arr = np.empty([T if d == "T" else N if d == "N" else d for d in a.axes], np.float32)
-                st, sn = (arr.strides[a.axes.index(d)] // 4 for d in ("T", "N"))
-                arrays[a.buf] = arr
-                outs[a.buf - 1] = (arr, st, sn)
+        wanted = [low.outputs[name] for name in names]
+        # Per-frame outputs first: a value from final states whose buffer is also wanted whole
+        # is that array's last frame.
+        for a in sorted((a for a in wanted if isinstance(a, Seq) and a.buf), key=lambda a: a.last):
+            if a.buf - 1 in outs:
+                continue
+            arr = np.empty([T if d == "T" else N if d == "N" else d for d in a.axes], np.float32)
+            # a final-state value: every frame writes the same place, the chunk's last one stays
+            st = 0 if a.last else arr.strides[a.axes.index("T")] // 4
+            arrays[a.buf] = (arr, a.axes)
+            outs[a.buf - 1] = (arr, st, arr.strides[a.axes.index("N")] // 4)
         saved = {i: self._get(i) for i in new_states}
         try:
             for i, h in new_states.items():
@@ -174,8 +198,11 @@ class Stream(_StreamBase, _core.StreamCore):
         results, given = [], set()
         for name in names:
             a = low.outputs[name]
-            if isinstance(a, Seq):
-                r = arrays[a.buf] if a.buf else x.copy()
+            if isinstance(a, Seq) and a.buf:
+                arr, axes = arrays[a.buf]
+                r = arr if axes == a.axes else _relayout(arr, axes, a.axes, T, N)
+            elif isinstance(a, Seq):
+                r = np.array(feeds[low.time_input])
             elif isinstance(a, State):
                 r = _arrange(np.stack([self._get(i) for i in a.ks]), a.axes)
             else:
@@ -195,6 +222,18 @@ class Stream(_StreamBase, _core.StreamCore):
             for r in rows:
                 self._set_slot_state(self._low.grus[i][0], int(r),
                                      np.ascontiguousarray(h0[r if h0.shape[0] > 1 else 0]))
+
+
+def _relayout(arr, src, dst, T, N):
+    """One plan buffer's chunk array laid out along src, as another value of the same buffer
+    with axes dst: the last frame when dst has no time axis; time/batch order and size-1 axes
+    as dst has them (feature axes are the same rows in both)."""
+    if "T" in src and "T" not in dst:
+        arr, src = np.take(arr, T - 1, axis=src.index("T")), tuple(a for a in src if a != "T")
+    s_tn, d_tn = [a for a in src if a in ("T", "N")], [a for a in dst if a in ("T", "N")]
+    arr = arr.reshape([T if a == "T" else N for a in s_tn] + [-1])
+    arr = arr.transpose([s_tn.index(a) for a in d_tn] + [len(s_tn)])
+    return np.ascontiguousarray(arr).reshape([T if a == "T" else N if a == "N" else a for a in dst])
 
 
 def _arrange(h, axes):
@@ -274,7 +313,7 @@ class PyStream(_StreamBase):
         x = np.asarray(x)
         y = self.run([self._session._graph.outputs[0].name],
                      {low.time_input: np.expand_dims(x, low.in_axes.index("T"))})[0]
-        if isinstance(head, Seq):
+        if isinstance(head, Seq) and not head.last:
             y = np.squeeze(y, axis=head.axes.index("T"))
         if out is None:
             return y

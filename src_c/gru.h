@@ -7,7 +7,9 @@
  *   gruinfer_gru     immutable once created: weights packed for the kernel.
  *                    Any number of threads may run it at once.
  *   gruinfer_plan    immutable: an ordered list of frame-wise steps (GRU
- *                    layers, dense layers, activations).  It borrows the
+ *                    layers, dense layers, activations, softmax, layer norm,
+ *                    element-wise binary ops, clip, embedding lookup).  Every
+ *                    table and constant is copied; it borrows only the
  *                    gruinfer_gru layers given to it: they must outlive it.
  *                    Shareable by threads like a gruinfer_gru.
  *   gruinfer_stream  the mutable state of N independent streams (slots) of
@@ -37,7 +39,8 @@ typedef enum {
     GRUINFER_E_NONFINITE = 7,   /* a weight or an input holds NaN or Inf */
     GRUINFER_E_KERNEL = 8,      /* unknown kernel name, or not supported by this CPU */
     GRUINFER_E_PLAN = 9,        /* a plan step is malformed or cannot stream */
-    GRUINFER_E_SLOT = 10        /* a slot index outside [0, batch_size) */
+    GRUINFER_E_SLOT = 10,       /* a slot index outside [0, batch_size) */
+    GRUINFER_E_INDEX = 11       /* a token id that is not an integer row of the embedding table */
 } gruinfer_status;
 
 /* Short English text for a status (static storage). */
@@ -81,6 +84,9 @@ typedef struct {
     float clip;                   /* > 0 when has_clip */
     gruinfer_activation f[2];     /* gate activation per direction (ONNX default Sigmoid) */
     gruinfer_activation g[2];     /* candidate activation per direction (ONNX default Tanh) */
+    int32_t threads;              /* threads gruinfer_gru_run may use (0 or 1: the caller's
+                                     only); used when hidden_size >= 512, where a step's
+                                     GEMMs and gate math are split across them */
 } gruinfer_gru_config;
 
 /* Limits checked at creation: I, H <= GRUINFER_MAX_DIM and the weights of one
@@ -117,20 +123,59 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
                                  int32_t check_finite, float *Y, float *Y_h);
 
 /* ---- plans: frame-wise steps that streams run --------------------------- */
+/* Every step reads one frame row of `input` (width w = the width of that
+ * buffer) and writes one row of its own output buffer.  Everything is checked
+ * once by gruinfer_plan_create; running a step never allocates and never fails. */
 typedef enum {
-    GRUINFER_STEP_GRU = 0,    /* forward GRU layer (D = 1): in [I] -> out [H], stateful */
-    GRUINFER_STEP_DENSE = 1,  /* out = in . W^T + b: W [out_width, in_width], b [out_width] or NULL */
-    GRUINFER_STEP_ACT = 2     /* out = act(in), element-wise */
+    GRUINFER_STEP_GRU = 0,        /* forward GRU layer (D = 1): in [I] -> out [H], stateful */
+    GRUINFER_STEP_DENSE = 1,      /* out = in . W^T + b: W [out_width, in_width], b [out_width] or NULL */
+    GRUINFER_STEP_ACT = 2,        /* out = act(in), element-wise */
+    GRUINFER_STEP_SOFTMAX = 3,    /* out = exp(in - max) / sum(exp(in - max)) over the row */
+    GRUINFER_STEP_LOGSOFTMAX = 4, /* out = in - max - log(sum(exp(in - max))) over the row */
+    GRUINFER_STEP_LAYERNORM = 5,  /* out = (in - mean) / sqrt(var + eps) * weight + bias over the
+                                   * row: weight [w] (scale), bias [w] or NULL, eps >= 0 finite */
+    GRUINFER_STEP_BINARY = 6,     /* out = a op b element-wise, a = buffer `input`; b = buffer
+                                   * `input2` (same width), or when input2 < 0 the constant
+                                   * vector `weight` [w]; op: gruinfer_binary_op */
+    GRUINFER_STEP_CLIP = 7,       /* out = min(max(in, lo), hi); NaN kept; lo, hi may be -/+Inf,
+                                   * never NaN; lo > hi gives hi (as ONNX Clip / numpy.clip) */
+    GRUINFER_STEP_EMBED = 8       /* embedding lookup: `input` must be 0 (the plan input), whose w
+                                   * values are token ids stored as float32 integers; out [w * D]
+                                   * = rows id of the table `weight` [rows = V, out_width = D]
+                                   * (V <= GRUINFER_MAX_IDS).  Ids may be negative as in ONNX
+                                   * Gather: id in [-V, V), -1 the last row.  gruinfer_stream_run
+                                   * refuses any other value (non-integer, NaN, out of range)
+                                   * with GRUINFER_E_INDEX before any state changes. */
 } gruinfer_step_kind;
 
+typedef enum {
+    GRUINFER_BINARY_ADD = 0,  /* a + b */
+    GRUINFER_BINARY_SUB = 1,  /* a - b */
+    GRUINFER_BINARY_MUL = 2,  /* a * b */
+    GRUINFER_BINARY_DIV = 3,  /* a / b */
+    GRUINFER_BINARY_RSUB = 4, /* b - a (e.g. constant - x) */
+    GRUINFER_BINARY_RDIV = 5, /* b / a (e.g. constant / x) */
+    GRUINFER_BINARY_COUNT = 6
+} gruinfer_binary_op;
+
+/* Token ids travel as float32: every integer up to 2^24 is exact. */
+#define GRUINFER_MAX_IDS ((int64_t)1 << 24)
+
+/* Set the fields a kind reads; zero the rest (memset).  Tables are copied. */
 typedef struct {
     int32_t kind;              /* gruinfer_step_kind */
     int32_t input;             /* 0: the plan input; k >= 1: the output of step k-1 */
     const gruinfer_gru *gru;   /* STEP_GRU (borrowed) */
-    int64_t out_width;         /* STEP_DENSE */
-    const float *weight;       /* STEP_DENSE (copied) */
-    const float *bias;         /* STEP_DENSE (copied), may be NULL */
+    int64_t out_width;         /* STEP_DENSE: out width; STEP_EMBED: D, the table's row width */
+    const float *weight;       /* DENSE: W; LAYERNORM: scale [w]; BINARY: constant [w] when
+                                * input2 < 0; EMBED: table [rows, out_width] */
+    const float *bias;         /* STEP_DENSE and STEP_LAYERNORM, may be NULL */
     gruinfer_activation act;   /* STEP_ACT */
+    int32_t input2;            /* STEP_BINARY: second operand, as `input`; < 0: `weight` */
+    int32_t op;                /* STEP_BINARY: gruinfer_binary_op */
+    int64_t rows;              /* STEP_EMBED: V, rows of the table */
+    float eps;                 /* STEP_LAYERNORM */
+    float lo, hi;              /* STEP_CLIP */
 } gruinfer_step;
 
 typedef struct gruinfer_plan gruinfer_plan;
@@ -156,7 +201,9 @@ void gruinfer_stream_free(gruinfer_stream *s);
  *   outs[k] + t*o_st[k] + n*o_sn[k], or is skipped when outs is NULL or
  *   outs[k] is NULL.
  * Before any state changes, x is checked for NaN/Inf when check_finite is
- * set: a refused call leaves every slot as it was.  No allocation. */
+ * set, and always, when the plan has an EMBED step, for ids that are not
+ * integer rows of its table (GRUINFER_E_INDEX): a refused call leaves every
+ * slot as it was.  No allocation. */
 gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *x,
                                     int64_t x_st, int64_t x_sn, int32_t check_finite,
                                     float *const *outs, const int64_t *o_st,

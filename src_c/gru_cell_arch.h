@@ -27,8 +27,29 @@ static void NAME(project)(const gruinfer_gru *m, int d, int64_t rows, const floa
     NAME(gemm)(rows, 3 * m->Hp, m->I, X, lda, m->Wp[d], m->bx[d], xp, 3 * m->Hp);
 }
 
+/* C[:, panels p0 .. p1) of an n-column packed matrix (k rows): the slice a thread owns. */
+static inline void NAME(gemm_panels)(int64_t N, int64_t n, int64_t k, const float *A, int64_t lda,
+                                     const float *B, const float *bias, float *C, int64_t ldc,
+                                     const gruinfer_team *team)
+{
+    const int64_t P = PANEL, panels = (n + P - 1) / P;
+    const int64_t p0 = team ? panels * team->tid / team->n : 0;
+    const int64_t p1 = team ? panels * (team->tid + 1) / team->n : panels;
+    if (p1 <= p0)
+        return;
+    const int64_t c0 = p0 * P, c1 = p1 * P < n ? p1 * P : n;
+    NAME(gemm)(N, c1 - c0, k, A, lda, B + c0 * k, bias ? bias + c0 : NULL, C + c0, ldc);
+}
+
+static inline void NAME(sync)(const gruinfer_team *team)
+{
+    if (team)
+        team->sync(team->ctx);
+}
+
 static void NAME(cell)(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow,
-                       float *h, const unsigned char *active, float *scratch)
+                       float *h, const unsigned char *active, float *scratch,
+                       const gruinfer_team *team)
 {
     const int64_t H = m->H, Hp = m->Hp, w = 3 * Hp;
     const int lbr = m->cfg.linear_before_reset;
@@ -37,44 +58,55 @@ static void NAME(cell)(const gruinfer_gru *m, int d, int64_t N, const float *con
     const gruinfer_activation *f = &m->cfg.f[d], *g = &m->cfg.g[d];
     float *hp = scratch;          /* [N][3Hp]: recurrent projections, then gates */
     float *rh = scratch + N * w;  /* [N][Hp]: r * h when lbr = 0 */
+    /* Element-wise work on hidden units [j0, j1): whole vectors of GRUINFER_PAD. */
+    int64_t j0, j1;
+    gruinfer_team_units(team, Hp, &j0, &j1);
+    const int64_t nj = j1 - j0, jH = (H < j1 ? H : j1) - j0;
 
     /* Recurrent projections: z, r always; h too when lbr = 1 (bias Rbh inside). */
-    NAME(gemm)(N, 2 * Hp, H, h, Hp, m->Rzr[d], NULL, hp, w);
+    NAME(gemm_panels)(N, 2 * Hp, H, h, Hp, m->Rzr[d], NULL, hp, w, team);
     if (lbr)
-        NAME(gemm)(N, Hp, H, h, Hp, m->Rh[d], m->rbh[d], hp + 2 * Hp, w);
+        NAME(gemm_panels)(N, Hp, H, h, Hp, m->Rh[d], m->rbh[d], hp + 2 * Hp, w, team);
+    NAME(sync)(team);
 
-    for (int64_t n = 0; n < N; n++) {
-        float *restrict zr = hp + n * w;
-        const float *restrict x = xrow[n];
-        for (int64_t j = 0; j < 2 * Hp; j++)
-            zr[j] += x[j];
-        if (has_clip)
-            NAME(clip)(zr, 2 * Hp, c);
-        NAME(apply)(m->k, f, zr, 2 * Hp);
-    }
+    for (int64_t n = 0; n < N && nj > 0; n++)
+        for (int gate = 0; gate < 2; gate++) {
+            float *restrict zr = hp + n * w + gate * Hp + j0;
+            const float *restrict x = xrow[n] + gate * Hp + j0;
+            for (int64_t j = 0; j < nj; j++)
+                zr[j] += x[j];
+            if (has_clip)
+                NAME(clip)(zr, nj, c);
+            NAME(apply)(m->k, f, zr, nj);
+        }
     if (!lbr) {
         for (int64_t n = 0; n < N; n++) {
             const float *restrict r = hp + n * w + Hp, *restrict hn = h + n * Hp;
             float *restrict o = rh + n * Hp;
-            for (int64_t j = 0; j < Hp; j++)
+            for (int64_t j = j0; j < j1; j++)
                 o[j] = r[j] * hn[j];
         }
-        NAME(gemm)(N, Hp, H, rh, Hp, m->Rh[d], NULL, hp + 2 * Hp, w);
+        NAME(sync)(team);
+        NAME(gemm_panels)(N, Hp, H, rh, Hp, m->Rh[d], NULL, hp + 2 * Hp, w, team);
+        NAME(sync)(team);
     }
-    for (int64_t n = 0; n < N; n++) {
+    for (int64_t n = 0; n < N && nj > 0; n++) {
         if (active && !active[n])
             continue;
         float *row = hp + n * w;
-        const float *restrict z = row, *restrict r = row + Hp, *restrict x = xrow[n] + 2 * Hp;
-        float *restrict hh = row + 2 * Hp, *restrict hn = h + n * Hp;
+        const float *restrict z = row + j0, *restrict r = row + Hp + j0;
+        const float *restrict x = xrow[n] + 2 * Hp + j0;
+        float *restrict hh = row + 2 * Hp + j0, *restrict hn = h + n * Hp + j0;
         if (lbr)
-            for (int64_t j = 0; j < Hp; j++) hh[j] = x[j] + r[j] * hh[j];
+            for (int64_t j = 0; j < nj; j++) hh[j] = x[j] + r[j] * hh[j];
         else
-            for (int64_t j = 0; j < Hp; j++) hh[j] += x[j];
+            for (int64_t j = 0; j < nj; j++) hh[j] += x[j];
         if (has_clip)
-            NAME(clip)(hh, Hp, c);
-        NAME(apply)(m->k, g, hh, Hp);
-        for (int64_t j = 0; j < H; j++)
+            NAME(clip)(hh, nj, c);
+        NAME(apply)(m->k, g, hh, nj);
+        for (int64_t j = 0; j < jH; j++)
             hn[j] = hh[j] + z[j] * (hn[j] - hh[j]);
     }
+    /* Every unit of h is written before any thread reads h again. */
+    NAME(sync)(team);
 }

@@ -45,12 +45,32 @@ static inline int64_t gruinfer_cell_scratch(const gruinfer_gru *m, int64_t N)
  *   xrow[n]: the input projection of row n ([3Hp], biases included).
  *   h: the states [N][Hp], updated in place for rows with active[n] != 0
  *      (every row when active is NULL).
- *   scratch: gruinfer_cell_scratch(m, N) floats. */
+ *   scratch: gruinfer_cell_scratch(m, N) floats.
+ *   team: NULL for one thread; else every thread of the team makes the same
+ *   call (same xrow, h, scratch) with its own tid. */
+/* The hidden units [j0, j1) a team member owns in element-wise work: whole
+ * GRUINFER_PAD blocks of [0, Hp), split evenly (all of them without a team). */
+static inline void gruinfer_team_units(const gruinfer_team *team, int64_t Hp, int64_t *j0,
+                                       int64_t *j1)
+{
+    const int64_t units = Hp / GRUINFER_PAD;
+    *j0 = team ? units * team->tid / team->n * GRUINFER_PAD : 0;
+    *j1 = team ? units * (team->tid + 1) / team->n * GRUINFER_PAD : Hp;
+}
+
+static inline void gruinfer_gru_cell_team(const gruinfer_gru *m, int d, int64_t N,
+                                          const float *const *xrow, float *h,
+                                          const unsigned char *active, float *scratch,
+                                          const gruinfer_team *team)
+{
+    m->k->cell(m, d, N, xrow, h, active, scratch, team);
+}
+
 static inline void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N,
                                      const float *const *xrow, float *h,
                                      const unsigned char *active, float *scratch)
 {
-    m->k->cell(m, d, N, xrow, h, active, scratch);
+    m->k->cell(m, d, N, xrow, h, active, scratch, NULL);
 }
 
 /* xp[i] = X[i] . W_d^T + bias for `rows` input rows lda apart; xp rows 3Hp apart. */

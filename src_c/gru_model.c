@@ -55,6 +55,8 @@ static gruinfer_status check_config(const gruinfer_gru_config *c)
         return GRUINFER_E_ATTR;
     if (c->has_clip && !(c->clip > 0.0f))
         return GRUINFER_E_ATTR;
+    if (c->threads < 0 || c->threads > 256)
+        return GRUINFER_E_ATTR;
     const int D = c->direction == GRUINFER_BIDIRECTIONAL ? 2 : 1;
     const int64_t H = c->hidden_size, I = c->input_size;
     const int64_t Hp = gruinfer_round_up(H, GRUINFER_PAD);

@@ -1,8 +1,26 @@
-/* gru_plan.c: a plan is an immutable list of frame-wise steps (forward GRU layers, dense layers, activations) that streams run. */
+/* gru_plan.c: a plan is an immutable list of frame-wise steps (forward GRU layers, dense layers, activations, softmax, layer norm, binary ops, clip, embedding lookup) that streams run, each checked once here. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gru_plan.h"
+
+/* Copies into one allocation: src (n floats) at st->Wp, then src2 (n2 floats, or none when
+ * NULL) at st->b; refused unless all finite. */
+static gruinfer_status copy_table(gruinfer_plan_step *st, const float *src, int64_t n,
+                                  const float *src2, int64_t n2)
+{
+    if (!gruinfer_all_finite(src, n) || (src2 && !gruinfer_all_finite(src2, n2)))
+        return GRUINFER_E_NONFINITE;
+    st->Wp = gruinfer_alloc_floats(n + n2);
+    if (!st->Wp)
+        return GRUINFER_E_NOMEM;
+    memcpy(st->Wp, src, (size_t)n * sizeof(float));
+    st->b = src2 ? st->Wp + n : NULL;
+    if (src2)
+        memcpy(st->b, src2, (size_t)n2 * sizeof(float));
+    return GRUINFER_OK;
+}
 
 static void plan_release(gruinfer_plan *p)
 {
@@ -67,6 +85,53 @@ static gruinfer_status add_step(gruinfer_plan *p, int32_t i, const gruinfer_step
         st->out_w = st->in_w;
         return GRUINFER_OK;
     }
+    case GRUINFER_STEP_SOFTMAX:
+    case GRUINFER_STEP_LOGSOFTMAX:
+        st->out_w = st->in_w;
+        return GRUINFER_OK;
+    case GRUINFER_STEP_LAYERNORM:
+        if (!in->weight)
+            return GRUINFER_E_NULL;
+        if (!isfinite(in->eps) || in->eps < 0.0f)
+            return GRUINFER_E_ATTR;
+        st->eps = in->eps;
+        st->out_w = st->in_w;
+        return copy_table(st, in->weight, st->in_w, in->bias, in->bias ? st->in_w : 0);
+    case GRUINFER_STEP_BINARY:
+        if (in->op < 0 || in->op >= GRUINFER_BINARY_COUNT)
+            return GRUINFER_E_ATTR;
+        st->op = in->op;
+        st->input2 = in->input2 < 0 ? -1 : in->input2;
+        st->out_w = st->in_w;
+        if (in->input2 >= 0) {
+            if (in->input2 > i)
+                return GRUINFER_E_PLAN;
+            const int64_t w2 = in->input2 == 0 ? p->in_w : p->steps[in->input2 - 1].out_w;
+            return w2 == st->in_w ? GRUINFER_OK : GRUINFER_E_SIZE;
+        }
+        if (!in->weight)
+            return GRUINFER_E_NULL;
+        return copy_table(st, in->weight, st->in_w, NULL, 0);
+    case GRUINFER_STEP_CLIP:
+        if (isnan(in->lo) || isnan(in->hi))
+            return GRUINFER_E_NONFINITE;
+        st->lo = in->lo, st->hi = in->hi;
+        st->out_w = st->in_w;
+        return GRUINFER_OK;
+    case GRUINFER_STEP_EMBED:
+        if (in->input != 0)
+            return GRUINFER_E_PLAN;
+        if (!in->weight)
+            return GRUINFER_E_NULL;
+        if (in->rows < 1 || in->rows > GRUINFER_MAX_IDS || in->out_width < 1 ||
+            in->out_width > GRUINFER_MAX_DIM || st->in_w * in->out_width > GRUINFER_MAX_DIM ||
+            in->rows * in->out_width > GRUINFER_MAX_WEIGHTS)
+            return GRUINFER_E_SIZE;
+        st->rows = in->rows, st->d = in->out_width;
+        st->out_w = st->in_w * in->out_width;
+        if (p->ids == 0 || in->rows < p->ids)
+            p->ids = in->rows;
+        return copy_table(st, in->weight, in->rows * in->out_width, NULL, 0);
     }
     return GRUINFER_E_PLAN;
 }

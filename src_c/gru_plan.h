@@ -6,14 +6,20 @@
 
 typedef struct {
     int32_t kind, input;        /* input: 0 the plan input, k the output of step k-1 */
+    int32_t input2, op;         /* STEP_BINARY: second buffer (< 0: the constant in Wp), op */
     int64_t in_w, out_w;
     const gruinfer_gru *gru;    /* STEP_GRU */
-    float *Wp, *b;              /* STEP_DENSE: [in_w][round_up(out_w)] in panels, then bias; one allocation */
+    float *Wp, *b;              /* one allocation: STEP_DENSE [in_w][round_up(out_w)] in panels,
+                                 * then bias; STEP_LAYERNORM scale [in_w], then bias [in_w];
+                                 * STEP_BINARY the constant [in_w]; STEP_EMBED the table [V][D] */
+    int64_t rows, d;            /* STEP_EMBED: V, D */
+    float eps, lo, hi;          /* STEP_LAYERNORM, STEP_CLIP */
     gruinfer_activation act;    /* STEP_ACT */
 } gruinfer_plan_step;
 
 struct gruinfer_plan {
     int64_t in_w;
+    int64_t ids;                /* > 0: the plan input holds token ids in [-ids, ids) (EMBED steps) */
     int32_t n;
     gruinfer_plan_step *steps;
     const gruinfer_kernels *k;

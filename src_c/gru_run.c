@@ -1,7 +1,139 @@
-/* gru_run.c: the ONNX GRU operator over a whole batch of sequences (both layouts, every direction, sequence_lens). */
+/* gru_run.c: the ONNX GRU operator over a whole batch of sequences (both layouts, every direction, sequence_lens), on one thread or a team. */
+#define _POSIX_C_SOURCE 200112L
+#include <pthread.h>
 #include <string.h>
 
 #include "gru_internal.h"
+
+/* Layers narrower than this run on one thread: a step is too short to share. */
+#define THREADS_MIN_HIDDEN 512
+
+typedef struct {
+    const gruinfer_gru *m;
+    int64_t T, N;
+    const float *X;
+    const int32_t *lens;
+    const float *h0;
+    float *Y, *Y_h;
+    int padded;
+    int64_t xt, xn, yt, yn, yd, hn, hd;  /* element offsets, see gruinfer_gru_run */
+    float *xp, *h, *scratch;
+    const float **rows;                  /* [threads][N] */
+    unsigned char *active;               /* [threads][N] */
+    int threads;
+    pthread_barrier_t barrier;
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate;
+    int gate_open;
+} run_ctx;
+
+typedef struct {
+    run_ctx *c;
+    int tid;
+} run_arg;
+
+static void barrier_sync(void *ctx) { pthread_barrier_wait(&((run_ctx *)ctx)->barrier); }
+
+/* Thread tid's share of the whole run; every thread runs this in lockstep. */
+static void run_share(run_ctx *c, int tid)
+{
+    const gruinfer_gru *m = c->m;
+    const int64_t T = c->T, N = c->N, I = m->I, H = m->H, Hp = m->Hp, w = 3 * Hp;
+    const gruinfer_team team = {tid, c->threads, barrier_sync, c};
+    const gruinfer_team *tm = c->threads > 1 ? &team : NULL;
+    const float **rows = c->rows + tid * N;
+    unsigned char *active = c->active + tid * N;
+    int64_t j0, j1;  /* the hidden units whose outputs this thread writes */
+    gruinfer_team_units(tm, Hp, &j0, &j1);
+    j1 = j1 < H ? j1 : H;
+    const int64_t r0 = T * N * tid / c->threads, r1 = T * N * (tid + 1) / c->threads;
+    for (int64_t d = 0; d < m->D; d++) {
+        const int reverse = d == 1 || m->cfg.direction == GRUINFER_REVERSE;
+        if (tm)
+            barrier_sync(c);  /* the previous direction's outputs are written */
+        gruinfer_gru_project(m, (int)d, r1 - r0, c->X + r0 * I, I, c->xp + r0 * w);
+        if (tid == 0)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t j = 0; j < H; j++)
+                    c->h[n * Hp + j] = c->h0 ? c->h0[d * c->hd + n * c->hn + j] : 0.0f;
+        if (tm)
+            barrier_sync(c);
+        for (int64_t s = 0; s < T; s++) {
+            for (int64_t n = 0; n < N; n++) {
+                const int64_t len = c->lens ? c->lens[n] : T;
+                const int64_t t = s < len ? (reverse ? len - 1 - s : s) : 0;
+                active[n] = s < len;
+                rows[n] = c->xp + (t * c->xt + n * c->xn) * w;
+            }
+            gruinfer_gru_cell_team(m, (int)d, N, rows, c->h, c->padded ? active : NULL,
+                                   c->scratch, tm);
+            if (!c->Y || j1 <= j0)
+                continue;
+            for (int64_t n = 0; n < N; n++) {
+                if (!active[n])
+                    continue;
+                const int64_t len = c->lens ? c->lens[n] : T;
+                const int64_t t = reverse ? len - 1 - s : s;
+                memcpy(c->Y + t * c->yt + n * c->yn + d * c->yd + j0, c->h + n * Hp + j0,
+                       (size_t)(j1 - j0) * sizeof(float));
+            }
+        }
+        if (c->Y_h && tid == 0)  /* the cell's last barrier: h is final */
+            for (int64_t n = 0; n < N; n++) {
+                float *o = c->Y_h + d * c->hd + n * c->hn;
+                if (c->lens && c->lens[n] == 0)
+                    memset(o, 0, (size_t)H * sizeof(float));
+                else
+                    memcpy(o, c->h + n * Hp, (size_t)H * sizeof(float));
+            }
+    }
+}
+
+static void *run_worker(void *p)
+{
+    const run_arg *a = p;
+    run_ctx *c = a->c;
+    pthread_mutex_lock(&c->gate_lock);  /* wait until the team's size is final */
+    while (!c->gate_open)
+        pthread_cond_wait(&c->gate, &c->gate_lock);
+    pthread_mutex_unlock(&c->gate_lock);
+    if (a->tid < c->threads)  /* else the team had to shrink */
+        run_share(c, a->tid);
+    return NULL;
+}
+
+/* Run the team, thread 0 being the caller.  Workers wait at a gate until all
+ * are started, so a thread that cannot be started shrinks the team (and its
+ * barrier) before anyone depends on its size. */
+static void run_team(run_ctx *c)
+{
+    enum { MAX_THREADS = 64 };
+    pthread_t ids[MAX_THREADS];
+    run_arg args[MAX_THREADS];
+    int want = c->threads < MAX_THREADS ? c->threads : MAX_THREADS, started = 1;
+    c->gate_open = 0;
+    pthread_mutex_init(&c->gate_lock, NULL);
+    pthread_cond_init(&c->gate, NULL);
+    for (; started < want; started++) {
+        args[started] = (run_arg){c, started};
+        if (pthread_create(&ids[started], NULL, run_worker, &args[started]) != 0)
+            break;
+    }
+    c->threads = started;
+    if (started > 1 && pthread_barrier_init(&c->barrier, NULL, (unsigned)started) != 0)
+        c->threads = 1;  /* workers then find themselves outside the team */
+    pthread_mutex_lock(&c->gate_lock);
+    c->gate_open = 1;
+    pthread_cond_broadcast(&c->gate);
+    pthread_mutex_unlock(&c->gate_lock);
+    run_share(c, 0);
+    for (int t = 1; t < started; t++)
+        pthread_join(ids[t], NULL);
+    if (c->threads > 1)
+        pthread_barrier_destroy(&c->barrier);
+    pthread_cond_destroy(&c->gate);
+    pthread_mutex_destroy(&c->gate_lock);
+}
 
 gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t T, int64_t N,
                                  const float *X, const int32_t *lens, const float *h0,
@@ -27,63 +159,34 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
                          (h0 && !m->k->all_finite(h0, D * N * H))))
         return GRUINFER_E_NONFINITE;
 
-    float *xp = gruinfer_alloc_scratch(T * N * w);
-    float *h = gruinfer_alloc_floats(N * Hp);
-    float *scratch = gruinfer_alloc_scratch(gruinfer_cell_scratch(m, N) + N);
-    const float **rows = (const float **)gruinfer_alloc_scratch(N * 2 + 2);
-    if (!xp || !h || !scratch || !rows) {
-        gruinfer_free_aligned(xp);
-        gruinfer_free_aligned(h);
-        gruinfer_free_aligned(scratch);
-        gruinfer_free_aligned(rows);
-        return GRUINFER_E_NOMEM;
+    run_ctx c = {0};
+    c.threads = H >= THREADS_MIN_HIDDEN && m->cfg.threads > 1 ? m->cfg.threads : 1;
+    c.xp = gruinfer_alloc_scratch(T * N * w);
+    c.h = gruinfer_alloc_floats(N * Hp);
+    c.scratch = gruinfer_alloc_scratch(gruinfer_cell_scratch(m, N));
+    c.rows = (const float **)gruinfer_alloc_scratch((int64_t)c.threads * N * 2);
+    c.active = (unsigned char *)gruinfer_alloc_scratch((int64_t)c.threads * N);
+    gruinfer_status status = GRUINFER_E_NOMEM;
+    if (c.xp && c.h && c.scratch && c.rows && c.active) {
+        c.m = m, c.T = T, c.N = N, c.X = X, c.lens = lens, c.h0 = h0, c.Y = Y, c.Y_h = Y_h;
+        c.padded = padded;
+        /* Element offsets of (t, n) in X (rows of I), Y (rows of H) and of n in h0 / Y_h. */
+        c.xt = layout ? 1 : N, c.xn = layout ? T : 1;
+        c.yt = layout ? D * H : D * N * H, c.yn = layout ? T * D * H : H;
+        c.yd = layout ? H : N * H;
+        c.hn = layout ? D * H : H, c.hd = layout ? H : N * H;
+        if (Y && padded)
+            memset(Y, 0, (size_t)(T * D * N * H) * sizeof(float));
+        if (c.threads > 1)
+            run_team(&c);
+        else
+            run_share(&c, 0);
+        status = GRUINFER_OK;
     }
-    unsigned char *active = (unsigned char *)(scratch + gruinfer_cell_scratch(m, N));
-
-    /* Element offsets of (t, n) in X (rows of I), Y (rows of H) and of n in h0 / Y_h. */
-    const int64_t xt = layout ? 1 : N, xn = layout ? T : 1;
-    const int64_t yt = layout ? D * H : D * N * H, yn = layout ? T * D * H : H;
-    const int64_t yd = layout ? H : N * H;
-    const int64_t hn = layout ? D * H : H, hd = layout ? H : N * H;
-
-    if (Y && padded)
-        memset(Y, 0, (size_t)(T * D * N * H) * sizeof(float));
-    for (int64_t d = 0; d < D; d++) {
-        const int reverse = d == 1 || m->cfg.direction == GRUINFER_REVERSE;
-        gruinfer_gru_project(m, (int)d, T * N, X, I, xp);
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t j = 0; j < H; j++)
-                h[n * Hp + j] = h0 ? h0[d * hd + n * hn + j] : 0.0f;
-        for (int64_t s = 0; s < T; s++) {
-            for (int64_t n = 0; n < N; n++) {
-                const int64_t len = lens ? lens[n] : T;
-                const int64_t t = s < len ? (reverse ? len - 1 - s : s) : 0;
-                active[n] = s < len;
-                rows[n] = xp + (t * xt + n * xn) * w;
-            }
-            gruinfer_gru_cell(m, (int)d, N, rows, h, padded ? active : NULL, scratch);
-            if (!Y)
-                continue;
-            for (int64_t n = 0; n < N; n++) {
-                if (!active[n])
-                    continue;
-                const int64_t len = lens ? lens[n] : T;
-                const int64_t t = reverse ? len - 1 - s : s;
-                memcpy(Y + t * yt + n * yn + d * yd, h + n * Hp, (size_t)H * sizeof(float));
-            }
-        }
-        if (Y_h)
-            for (int64_t n = 0; n < N; n++) {
-                float *o = Y_h + d * hd + n * hn;
-                if (lens && lens[n] == 0)
-                    memset(o, 0, (size_t)H * sizeof(float));
-                else
-                    memcpy(o, h + n * Hp, (size_t)H * sizeof(float));
-            }
-    }
-    gruinfer_free_aligned(xp);
-    gruinfer_free_aligned(h);
-    gruinfer_free_aligned(scratch);
-    gruinfer_free_aligned(rows);
-    return GRUINFER_OK;
+    gruinfer_free_aligned(c.xp);
+    gruinfer_free_aligned(c.h);
+    gruinfer_free_aligned(c.scratch);
+    gruinfer_free_aligned((void *)c.rows);
+    gruinfer_free_aligned(c.active);
+    return status;
 }

@@ -1,4 +1,5 @@
-/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation. */
+/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation (the frame-wise step bodies live here). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,86 @@ void gruinfer_stream_free(gruinfer_stream *s)
     free(s);
 }
 
+static void softmax_rows(const float *in, int64_t ldi, float *out, int64_t ldo, int64_t rows,
+                         int64_t w, int log_form)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        float *y = out + r * ldo;
+        float mx = x[0];
+        for (int64_t i = 1; i < w; i++)
+            mx = x[i] > mx ? x[i] : mx;
+        double sum = 0.0;
+        if (log_form) {
+            for (int64_t i = 0; i < w; i++) {
+                y[i] = x[i] - mx;
+                sum += exp((double)y[i]);
+            }
+            const float ls = (float)log(sum);
+            for (int64_t i = 0; i < w; i++)
+                y[i] -= ls;
+        } else {
+            for (int64_t i = 0; i < w; i++) {
+                y[i] = expf(x[i] - mx);
+                sum += y[i];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int64_t i = 0; i < w; i++)
+                y[i] *= inv;
+        }
+    }
+}
+
+static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi,
+                           float *out, int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        float *y = out + r * ldo;
+        double mean = 0.0, var = 0.0;
+        for (int64_t i = 0; i < w; i++)
+            mean += x[i];
+        mean /= (double)w;
+        for (int64_t i = 0; i < w; i++)
+            var += ((double)x[i] - mean) * ((double)x[i] - mean);
+        const double inv = 1.0 / sqrt(var / (double)w + (double)st->eps);
+        for (int64_t i = 0; i < w; i++)
+            y[i] = (float)(((double)x[i] - mean) * inv) * st->Wp[i] + (st->b ? st->b[i] : 0.0f);
+    }
+}
+
+static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float *out, int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = a + r * lda, *c = b + r * ldb;
+        float *y = out + r * ldo;
+        switch (st->op) {
+        case GRUINFER_BINARY_ADD: for (int64_t i = 0; i < w; i++) y[i] = x[i] + c[i]; break;
+        case GRUINFER_BINARY_SUB: for (int64_t i = 0; i < w; i++) y[i] = x[i] - c[i]; break;
+        case GRUINFER_BINARY_MUL: for (int64_t i = 0; i < w; i++) y[i] = x[i] * c[i]; break;
+        case GRUINFER_BINARY_DIV: for (int64_t i = 0; i < w; i++) y[i] = x[i] / c[i]; break;
+        case GRUINFER_BINARY_RSUB: for (int64_t i = 0; i < w; i++) y[i] = c[i] - x[i]; break;
+        case GRUINFER_BINARY_RDIV: for (int64_t i = 0; i < w; i++) y[i] = c[i] / x[i]; break;
+        }
+    }
+}
+
+/* Rows of token ids (already checked) to the concatenated table rows. */
+static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
+                       int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w, D = st->d, V = st->rows;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < w; i++) {
+            int64_t id = (int64_t)in[r * ldi + i];
+            id = id < 0 ? id + V : id;
+            memcpy(out + r * ldo + i * D, st->Wp + id * D, (size_t)D * sizeof(float));
+        }
+}
+
 /* Run every step over one block of tb frames already in buf[0]. */
 static void run_block(gruinfer_stream *s, int64_t tb)
 {
@@ -117,6 +198,30 @@ static void run_block(gruinfer_stream *s, int64_t tb)
             memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
             gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
             break;
+        case GRUINFER_STEP_SOFTMAX:
+        case GRUINFER_STEP_LOGSOFTMAX:
+            softmax_rows(in, ldi, out, ldo, rows, st->in_w, st->kind == GRUINFER_STEP_LOGSOFTMAX);
+            break;
+        case GRUINFER_STEP_LAYERNORM:
+            layernorm_rows(st, in, ldi, out, ldo, rows);
+            break;
+        case GRUINFER_STEP_BINARY:
+            if (st->input2 < 0)
+                binary_rows(st, in, ldi, st->Wp, 0, out, ldo, rows);
+            else
+                binary_rows(st, in, ldi, s->buf[st->input2], s->ld[st->input2], out, ldo, rows);
+            break;
+        case GRUINFER_STEP_CLIP:
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t i = 0; i < st->in_w; i++) {
+                    float v = in[r * ldi + i];
+                    v = v < st->lo ? st->lo : v;
+                    out[r * ldo + i] = v > st->hi ? st->hi : v;
+                }
+            break;
+        case GRUINFER_STEP_EMBED:
+            embed_rows(st, in, ldi, out, ldo, rows);
+            break;
         }
     }
 }
@@ -139,6 +244,16 @@ gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *
             for (int64_t n = 0; n < N; n++)
                 if (!gruinfer_all_finite(x + t * x_st + n * x_sn, I))
                     return GRUINFER_E_NONFINITE;
+    if (p->ids > 0) {
+        const float lim = (float)p->ids;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++) {
+                const float *row = x + t * x_st + n * x_sn;
+                for (int64_t i = 0; i < I; i++)
+                    if (!(row[i] >= -lim && row[i] < lim) || row[i] != floorf(row[i]))
+                        return GRUINFER_E_INDEX;
+            }
+    }
     for (int64_t t0 = 0; t0 < T; t0 += s->TB) {
         const int64_t tb = T - t0 < s->TB ? T - t0 : s->TB;
         for (int64_t t = 0; t < tb; t++)

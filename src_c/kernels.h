@@ -15,6 +15,15 @@
 #define GRUINFER_PAD 16
 #define GRUINFER_ALIGN 64
 
+/* Threads sharing one GRU step: thread tid of n computes its share of every
+ * GEMM (whole panels) and of the gate math (whole GRUINFER_PAD units); sync(ctx)
+ * returns when all n threads have called it (a barrier). */
+typedef struct {
+    int tid, n;
+    void (*sync)(void *ctx);
+    void *ctx;
+} gruinfer_team;
+
 typedef struct gruinfer_kernels {
     const char *name;
     int64_t panel;  /* panel width in floats, a multiple of GRUINFER_PAD */
@@ -31,7 +40,7 @@ typedef struct gruinfer_kernels {
     void (*project)(const gruinfer_gru *m, int d, int64_t rows, const float *X, int64_t lda,
                     float *xp);
     void (*cell)(const gruinfer_gru *m, int d, int64_t N, const float *const *xrow, float *h,
-                 const unsigned char *active, float *scratch);
+                 const unsigned char *active, float *scratch, const gruinfer_team *team);
 } gruinfer_kernels;
 
 extern const gruinfer_kernels gruinfer_kernels_ref;

@@ -15,6 +15,7 @@ const char *gruinfer_status_text(gruinfer_status s)
     case GRUINFER_E_KERNEL: return "kernel unknown or not supported by this CPU";
     case GRUINFER_E_PLAN: return "malformed plan step";
     case GRUINFER_E_SLOT: return "slot index out of range";
+    case GRUINFER_E_INDEX: return "a token id is not an integer row of the embedding table";
     }
     return "unknown status";
 }

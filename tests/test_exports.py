@@ -15,8 +15,8 @@ NAMES = sorted(FIXTURES)
 TOL = 1e-5
 T0 = 6      # make_fixtures.py records T = 6, N = 3: never equal, so the layout is readable
 BIDIRECTIONAL = [n for n in NAMES if n.startswith("bigru")]
-PYTHON_PATH = [n for n in NAMES if "softmax" in n]          # Softmax / embedding: no C step yet
-LOWERED = [n for n in NAMES if n not in BIDIRECTIONAL + PYTHON_PATH]
+LOWERED = [n for n in NAMES if n not in BIDIRECTIONAL]
+FINAL_STATE = [n for n in NAMES if "hn_linear" in n]      # Linear(hn[-1]): output from final states
 
 
 def path(name):
@@ -173,12 +173,43 @@ def test_stacked_gru_with_head_is_one_plan(exporter):
             ["gru", "gru", "dense", "act"]
 
 
-@pytest.mark.parametrize("name", PYTHON_PATH)
-def test_stream_python_path_is_declared(name):
-    sess, stream = _stream_check(name)
-    info = sess.plan_info()
-    assert info["streamable"] and not info["lowered"] and not stream.lowered
-    assert any(op in ("Softmax", "Gather") for _, op, _ in info["not_lowered"])
+@pytest.mark.parametrize("name, steps", [
+    ("gru2_softmax", ["gru", "gru", "dense", "softmax"]),
+    ("embed_gru_softmax", ["embed", "gru", "dense", "softmax"]),
+    ("gru2_hn_linear", ["gru", "gru", "dense"]),
+    ("embed_gru_hn_linear_bf", ["embed", "gru", "dense"]),
+    ("gru_norm_residual_logsoftmax",
+     ["gru", "layernorm", "binary", "act", "binary", "dense", "clip", "logsoftmax"]),
+])
+@pytest.mark.parametrize("exporter", ["ts", "dynamo"])
+def test_heads_are_one_c_plan(name, steps, exporter):
+    """Softmax, LogSoftmax, LayerNorm, residual Add, gating Mul, Clip, an Embedding front and a
+    Linear over hn[-1] all lower to C steps."""
+    info = gruinfer.InferenceSession(path(f"{name}_{exporter}")).plan_info()
+    assert info["lowered"] and info["steps"] == steps, info
+
+
+@pytest.mark.parametrize("name", FINAL_STATE)
+def test_final_state_head_streams_as_prefix_runs(name):
+    """Linear(hn[-1]): each chunk's output, and each step's, is sess.run over every frame so far.
+    Prefixes run on the TorchScript export (the same weights; its time axis is dynamic)."""
+    sess = gruinfer.InferenceSession(path(name))
+    ref = gruinfer.InferenceSession(path(name.rsplit("_", 1)[0] + "_ts"))
+    feeds, _ = recorded(name)
+    x = fresh_feeds(name, feeds, 9, 2, seed=3)["x"]
+    low = sess._lowering()
+    t_ax, n_ax = low.in_axes.index("T"), low.in_axes.index("N")
+    T = x.shape[t_ax]
+    stream = sess.stream(x.shape[n_ax])
+    assert stream.lowered
+    prefix = lambda b: ref.run(None, {"x": np.take(x, range(b), axis=t_ax)})[0]
+    for t0, t1 in _chunks(T):
+        close(stream.run(None, {"x": np.take(x, range(t0, t1), axis=t_ax)})[0], prefix(t1))
+    stream.reset()
+    out = np.empty_like(prefix(1))
+    for t in range(T):
+        assert stream.step(np.take(x, t, axis=t_ax), out=out) is out
+        close(out, prefix(t + 1))
 
 
 @pytest.mark.parametrize("name", BIDIRECTIONAL)

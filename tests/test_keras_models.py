@@ -59,6 +59,33 @@ def test_streams_in_c(name):
                                    rtol=0, atol=1e-5)
 
 
+# return_sequences=False (+ Dense): the first output comes from the last GRU's final state.
+FINAL_STATE_OUT = {"keras_gru_ra1_seq0": ["gru"], "keras_gru_ra0_seq0": ["gru"],
+                   "keras_stacked_dense": ["gru", "gru", "dense", "act"]}
+
+
+@pytest.mark.parametrize("name", sorted(FINAL_STATE_OUT))
+def test_final_state_outputs_stream_in_c(name):
+    """Each chunk's output, and each step's, equals sess.run over every frame streamed so far."""
+    sess = gruinfer.InferenceSession(path(name))
+    info = sess.plan_info()
+    assert info["lowered"] and info["steps"] == FINAL_STATE_OUT[name]
+    x_name = sess.get_inputs()[0].name
+    for x, _ in cases(name):
+        stream = sess.stream(batch_size=x.shape[0])
+        assert stream.lowered
+        T = x.shape[1]
+        cuts = sorted({0, min(1, T), min(4, T), T})
+        for t0, t1 in zip(cuts, cuts[1:]):
+            (got,) = stream.run(None, {x_name: x[:, t0:t1]})
+            (want,) = sess.run(None, {x_name: x[:, :t1]})
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        stream.reset()
+        for t in range(x.shape[1]):
+            (want,) = sess.run(None, {x_name: x[:, :t + 1]})
+            np.testing.assert_allclose(stream.step(x[:, t]), want, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["keras_gru_backwards", "keras_bidir"])
 def test_backwards_is_not_streamable(name):
     sess = gruinfer.InferenceSession(path(name))

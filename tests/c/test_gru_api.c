@@ -774,6 +774,113 @@ done:
     free(W), free(R), free(B), free(W2), free(R2), free(B2), free(DW), free(Db);
 }
 
+/* ------------------------------------------------------------------ frame-wise steps */
+/* embed -> softmax -> binary(softmax, embed) -> clip on 2 ids per frame, and the statuses the
+ * newer steps give: a bad token id refused before anything runs, malformed steps at creation. */
+static void test_frame_steps(const char *kernel)
+{
+    enum { V = 5, D = 3, WI = 2, WO = WI * D, N = 2, T = 2 };
+    float tab[V * D];
+    for (int i = 0; i < V * D; i++)
+        tab[i] = urand(2.0f);
+    gruinfer_step st[4];
+    memset(st, 0, sizeof st);
+    st[0].kind = GRUINFER_STEP_EMBED, st[0].input = 0, st[0].weight = tab;
+    st[0].rows = V, st[0].out_width = D;
+    st[1].kind = GRUINFER_STEP_SOFTMAX, st[1].input = 1;
+    st[2].kind = GRUINFER_STEP_BINARY, st[2].input = 2, st[2].input2 = 1;
+    st[2].op = GRUINFER_BINARY_SUB;
+    st[3].kind = GRUINFER_STEP_CLIP, st[3].input = 3, st[3].lo = -0.5f, st[3].hi = INFINITY;
+    gruinfer_plan *p = NULL;
+    gruinfer_stream *s = NULL;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 4, kernel, &p), GRUINFER_OK);
+    if (!p)
+        return;
+    CHECK(gruinfer_plan_width(p, 4) == WO, "clip width %lld", (long long)gruinfer_plan_width(p, 4));
+    CHECK_STATUS(gruinfer_stream_create(p, N, &s), GRUINFER_OK);
+    const float ids[T * N * WI] = {0, 4, -1, 2, 3, 3, 1, -5};
+    float out[T * N * WO], want[T * N * WO];
+    for (int r = 0; r < T * N; r++) {
+        double e[WO], mx = -INFINITY, sum = 0;
+        for (int j = 0; j < WO; j++) {
+            const int id = (int)ids[r * WI + j / D];
+            e[j] = tab[(id < 0 ? id + V : id) * D + j % D];
+            mx = e[j] > mx ? e[j] : mx;
+        }
+        for (int j = 0; j < WO; j++)
+            sum += exp(e[j] - mx);
+        for (int j = 0; j < WO; j++) {
+            const double v = exp(e[j] - mx) / sum - e[j];
+            want[r * WO + j] = (float)(v < -0.5 ? -0.5 : v);
+        }
+    }
+    float *outs[4] = {NULL, NULL, NULL, out};
+    const int64_t o_st[4] = {0, 0, 0, N * WO}, o_sn[4] = {0, 0, 0, WO};
+    CHECK_STATUS(gruinfer_stream_run(s, T, ids, N * WI, WI, 1, outs, o_st, o_sn), GRUINFER_OK);
+    CHECK(max_diff_ff(out, want, T * N * WO) <= TOL, "embed/softmax/binary/clip differ by %g",
+          max_diff_ff(out, want, T * N * WO));
+    const float bad[3][WI] = {{0, 5}, {-6, 0}, {1.5f, 0}};
+    for (int b = 0; b < 3; b++) {
+        memset(out, 0, sizeof out);
+        CHECK_STATUS(gruinfer_stream_run(s, 1, bad[b], 0, WI, 0, outs, o_st, o_sn), GRUINFER_E_INDEX);
+        CHECK(out[0] == 0.0f, "a refused run wrote an output");
+    }
+    gruinfer_stream_free(s);
+    gruinfer_plan_free(p);
+
+    gruinfer_plan *q = NULL;
+    st[0].input = 1; /* ids only from the plan input */
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q), GRUINFER_E_PLAN);
+    gruinfer_plan_free(q), q = NULL;
+    st[0].input = 0, st[0].rows = GRUINFER_MAX_IDS + 1;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q), GRUINFER_E_SIZE);
+    gruinfer_plan_free(q), q = NULL;
+    st[0].rows = V;
+    st[2].input2 = 0; /* the plan input: width WI, not WO */
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_SIZE);
+    gruinfer_plan_free(q), q = NULL;
+    st[2].input2 = 1, st[2].op = GRUINFER_BINARY_COUNT;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_ATTR);
+    gruinfer_plan_free(q), q = NULL;
+    st[2].op = GRUINFER_BINARY_ADD, st[2].input2 = -1; /* a constant, but none given */
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_NULL);
+    gruinfer_plan_free(q), q = NULL;
+    st[3].lo = NAN, st[3].input = 0;
+    CHECK_STATUS(gruinfer_plan_create(WI, st + 3, 1, kernel, &q), GRUINFER_E_NONFINITE);
+    gruinfer_plan_free(q), q = NULL;
+    gruinfer_step ln;
+    memset(&ln, 0, sizeof ln);
+    ln.kind = GRUINFER_STEP_LAYERNORM, ln.weight = tab, ln.eps = 1e-5f; /* no bias */
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_stream_create(q, N, &s), GRUINFER_OK);
+    if (s) {
+        const float xs[N * D] = {1, 2, 4, -3, 0.5f, 0.25f};
+        float ys[N * D];
+        float *lo[1] = {ys};
+        const int64_t l_st[1] = {N * D}, l_sn[1] = {D};
+        CHECK_STATUS(gruinfer_stream_run(s, 1, xs, N * D, D, 1, lo, l_st, l_sn), GRUINFER_OK);
+        for (int r = 0; r < N; r++) {
+            double mean = 0, var = 0;
+            for (int j = 0; j < D; j++)
+                mean += xs[r * D + j] / (double)D;
+            for (int j = 0; j < D; j++)
+                var += (xs[r * D + j] - mean) * (xs[r * D + j] - mean) / D;
+            for (int j = 0; j < D; j++)
+                want[r * D + j] = (float)((xs[r * D + j] - mean) / sqrt(var + 1e-5) * tab[j]);
+        }
+        CHECK(max_diff_ff(ys, want, N * D) <= TOL, "layernorm differs by %g",
+              max_diff_ff(ys, want, N * D));
+    }
+    gruinfer_stream_free(s), s = NULL;
+    gruinfer_plan_free(q), q = NULL;
+    ln.eps = -1.0f;
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_E_ATTR);
+    gruinfer_plan_free(q), q = NULL;
+    ln.eps = 1e-5f, ln.weight = NULL;
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_E_NULL);
+    gruinfer_plan_free(q), q = NULL;
+}
+
 /* ------------------------------------------------------------------ kernels, env, status text */
 static void test_kernel_choice(const char *const *names, int n_names)
 {
@@ -845,7 +952,7 @@ static void test_status_text(void)
     ctx_kernel = "(status)";
     const char *unknown = gruinfer_status_text((gruinfer_status)99);
     CHECK(unknown != NULL, "status_text(99) is NULL");
-    for (int s = GRUINFER_OK; s <= GRUINFER_E_SLOT; s++) {
+    for (int s = GRUINFER_OK; s <= GRUINFER_E_INDEX; s++) {
         const char *t = gruinfer_status_text((gruinfer_status)s);
         CHECK(t && *t && (!unknown || strcmp(t, unknown) != 0), "status %d has no text", s);
         for (int u = GRUINFER_OK; u < s; u++)
@@ -873,6 +980,7 @@ int main(void)
         test_runs(names[i]);
         test_bad_configs(names[i]);
         test_streams(names[i]);
+        test_frame_steps(names[i]);
         printf("kernel %s: %s\n", names[i], n_fail == before ? "ok" : "FAILED");
         ran++;
     }

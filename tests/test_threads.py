@@ -1,0 +1,72 @@
+"""threads=N: whole-sequence runs of wide GRU layers split across threads give the one-thread results (and onnxruntime's)."""
+import threading
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import gruinfer
+from gru_reference import make_gru_model
+
+
+def model(H, I, direction, lbr, seed):
+    rng = np.random.default_rng(seed)
+    D = 2 if direction == "bidirectional" else 1
+    s = 1.0 / np.sqrt(H)
+    arrays = {
+        "X": rng.standard_normal((6, 3, I)).astype(np.float32),
+        "W": rng.uniform(-s, s, (D, 3 * H, I)).astype(np.float32),
+        "R": rng.uniform(-s, s, (D, 3 * H, H)).astype(np.float32),
+        "B": rng.uniform(-s, s, (D, 6 * H)).astype(np.float32),
+        "sequence_lens": np.array([6, 2, 5], np.int32),
+        "initial_h": rng.standard_normal((D, 3, H)).astype(np.float32),
+    }
+    attrs = {"hidden_size": H, "direction": direction, "linear_before_reset": lbr}
+    m = make_gru_model(arrays, attrs, initializers=("W", "R", "B"))
+    feeds = {k: arrays[k] for k in ("X", "sequence_lens", "initial_h")}
+    return m, feeds
+
+
+@pytest.mark.parametrize("H", [512, 530])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("lbr", [0, 1])
+def test_threads_match_one_thread_and_onnxruntime(H, direction, lbr, kernel):
+    m, feeds = model(H, 40, direction, lbr, H + lbr)
+    one = gruinfer.InferenceSession(m, kernel=kernel).run(None, feeds)
+    want = ort.InferenceSession(m.SerializeToString()).run(None, feeds)
+    for threads in (2, 3):
+        got = gruinfer.InferenceSession(m, kernel=kernel, threads=threads).run(None, feeds)
+        for a, b, w in zip(got, one, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(a, w, rtol=0, atol=1e-5)
+
+
+def test_threaded_session_shared_by_python_threads():
+    m, feeds = model(512, 16, "forward", 1, 7)
+    sess = gruinfer.InferenceSession(m, threads=2)
+    want = sess.run(None, feeds)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append(sess.run(None, feeds))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    pool = [threading.Thread(target=work) for _ in range(3)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors and len(results) == 9
+    for got in results:
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [0, 257, True])
+def test_threads_out_of_range(threads):
+    m, _ = model(8, 4, "forward", 1, 0)
+    with pytest.raises(gruinfer.InvalidArgument, match="threads"):
+        gruinfer.InferenceSession(m, threads=threads)
