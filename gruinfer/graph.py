@@ -108,6 +108,8 @@ class Graph:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.op_type} is not supported "
                     f"(gruinfer runs {', '.join(SUPPORTED_OPS)})")
+            if p.op_type != "GRU":  # gru_spec names the missing or extra GRU input itself
+                _check_arity(p, name, self.opset)
             for value in p.output:
                 if value in known:
                     raise InvalidModel(
@@ -180,8 +182,10 @@ class Graph:
                 and len(part(ins[0])) == 1:
             self.partial[out] = part(ins[0])
         elif op == "Gather" and ins[0] in self.partial and ins[1] in self.constants:
+            dims = self.partial[ins[0]]
             idx = np.asarray(self.constants[ins[1]]).reshape(-1)
-            self.partial[out] = [self.partial[ins[0]][int(i)] for i in idx]
+            if all(-len(dims) <= int(i) < len(dims) for i in idx):  # else run_op says why
+                self.partial[out] = [dims[int(i)] for i in idx]
         elif op == "ConstantOfShape" and part(ins[0]) is not None:
             self.shapes[out] = part(ins[0])
         elif op == "Expand" and ins[0] in self.constants and part(ins[1]) is not None:
@@ -216,6 +220,22 @@ def _attrs(node):
     from onnx import helper
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _check_arity(p, name, opset):
+    """The node's input and output counts fit its ONNX schema at this opset."""
+    from onnx import defs
+
+    try:
+        schema = defs.get_schema(p.op_type, opset, "")
+    except Exception:  # no schema this early: the op's own checks remain
+        return
+    if not (schema.min_input <= len(p.input) <= schema.max_input
+            and schema.min_output <= len(p.output) <= schema.max_output):
+        raise InvalidModel(
+            f"node {name!r} ({p.op_type}): {len(p.input)} inputs and {len(p.output)} outputs; "
+            f"opset {opset} allows {schema.min_input}..{schema.max_input} inputs and "
+            f"{schema.min_output}..{schema.max_output} outputs")
 
 
 def build_layer(spec, kernel, threads=1):

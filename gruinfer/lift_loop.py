@@ -1,4 +1,4 @@
-"""lift_loop.py: rewrite ONNX Loops that provably compute a GRU cell (Keras via tf2onnx) into standard GRU nodes."""
+"""lift_loop.py: rewrite ONNX Loops that provably compute a GRU cell (tf2onnx Keras, jax2onnx flax / Keras-on-JAX) into GRU nodes."""
 # A pure ONNX-graph-to-ONNX-graph transformation (onnx and numpy only). Entry point: lift_loops(model).
 #
 # How a Loop is proved to be a GRU:
@@ -7,10 +7,11 @@
 # * The body's new state is evaluated symbolically. Every value is an elementwise polynomial
 #   over "leaves" with per-column coefficients; a leaf is either a linear map of x (the input
 #   row Gather(X, counter)), of h or of a product of leaves (src @ M), or an activation of a
-#   polynomial. MatMul, Add, Sub, Mul, Div, Neg, Split, Slice (on columns), Sigmoid, Tanh, Relu,
-#   HardSigmoid, Clip and Identity are understood; any other op on a step-dependent value
-#   means "not provably a GRU". Constants (body initializers, outer initializers, loop-carried
-#   constants) are folded with onnx.reference.
+#   polynomial. MatMul, Gemm (alpha, beta, transB), Add, Sub, Mul, Div, Neg, Split, Slice (on
+#   columns), Sigmoid, Tanh, Relu, HardSigmoid, Clip, Cast (to float) and Identity are understood;
+#   any other op on a step-dependent value means "not provably a GRU". Constants (body
+#   initializers, outer initializers, loop-carried constants) are folded with onnx.reference.
+#   X may be an outer tensor or a loop-carried value passed through unchanged (jax2onnx's scan).
 # * The new state must then equal z*h + (1-z)*g(...) with z and r gate activations of affine
 #   forms of x and h, and the candidate either g(x Wh + bh + (r*h) Rh) (reset before,
 #   linear_before_reset=0) or g(x Wh + bh + r*(h Rh + rbh)) (reset after, linear_before_reset=1).
@@ -20,7 +21,11 @@
 #   for every T >= 1; every scan output must be the new state.
 # The Loop is then replaced by GRU (+ Squeeze to drop num_directions, + Unsqueeze of a non-zero
 # initial state) producing the Loop's output names, so all consumers stay as they were; nodes
-# left dead are removed.
+# left dead are removed. The last step taken from the scan output (tf2onnx's Slice(Y, -1:),
+# jax2onnx's Gather(Y, T - 1) with T - 1 computed from shapes) is read from the GRU's Y_h instead.
+#
+# flax.nnx.GRUCell (n = tanh(x Wn + b_n + r * (h Rn)), new h = (1 - z) * n + z * h, no recurrent
+# bias) is reset-after: linear_before_reset=1 with Rb = 0.
 import copy
 import hashlib
 
@@ -56,17 +61,27 @@ def lift_loops(model):
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # shape inference is a help, not a requirement
         inferred = model
-    outer = _Outer(new.graph, inferred.graph, opset)
+    try:
+        outer = _Outer(new.graph, inferred.graph, opset)
+    except Exception as e:  # a malformed graph: no proof is possible, leave every Loop alone
+        return new, [f"Loop {(n.name or f'Loop_{i}')!r} left unchanged: the graph around it could not "
+                     f"be read ({type(e).__name__}: {e})" for i, n in enumerate(loops)]
     names = _all_names(new.graph)
     replacements, dropped, inits = {}, set(), []
     for i, loop in enumerate(loops):
         label = loop.name or f"Loop_{i}"
         try:
             cell = _analyse(loop, outer, opset)
+            outer.proven[id(loop)] = outer.dim(cell.X, 0)
+            nodes, drop, consts = _replacement(loop, cell, outer, opset, names)
         except NotGru as e:
+            outer.proven.pop(id(loop), None)
             notes.append(f"Loop {label!r} left unchanged: {e}")
             continue
-        nodes, drop, consts = _replacement(loop, cell, outer, opset, names)
+        except Exception as e:  # malformed nodes (wrong input counts, ...): not provably a GRU either
+            outer.proven.pop(id(loop), None)
+            notes.append(f"Loop {label!r} left unchanged: its analysis failed ({type(e).__name__}: {e})")
+            continue
         replacements[id(loop)] = nodes
         dropped |= drop
         inits.extend(consts)
@@ -85,6 +100,8 @@ def lift_loops(model):
         new.graph.node.extend(kept)
         new.graph.initializer.extend(inits)
         _prune(new.graph)
+        _drop_unread_y(new.graph, {n.name for nodes in replacements.values() for n in nodes
+                                   if n.op_type == "GRU"})
         try:
             onnx.checker.check_model(new)
         except Exception as e:  # never hand back a broken graph
@@ -355,6 +372,7 @@ class _Outer:
             for n in _node_reads(node):
                 self.consumers.setdefault(n, []).append(node)
         self.graph_outputs = {o.name for o in graph.output}
+        self.proven = {}  # id(Loop) -> dim key of its step count, for Loops proven to be GRUs
 
     def used(self, name):
         return bool(name) and (name in self.graph_outputs or bool(self.consumers.get(name)))
@@ -379,6 +397,10 @@ class _Outer:
                 name, axis = node.input[0], perm[axis]
             elif node.op_type in ("Identity", "ReverseSequence"):
                 name = node.input[0]
+            elif node.op_type == "Loop" and id(node) in self.proven and axis == 0 \
+                    and list(node.output).index(name) >= len(node.input) - 2:
+                # a scan output of a Loop proven to run exactly T = its input's length steps
+                return self.proven[id(node)]
             else:
                 break
         return ("dim", name, axis)
@@ -418,6 +440,37 @@ class _Outer:
             a, b = (self.value(n) for n in node.input)
             if isinstance(a, _Cond) and isinstance(b, _Cond):
                 return _Cond(a.terms + b.terms)
+        if op in ("Add", "Sub"):  # a count (or a one-element shape) plus or minus an integer
+            if len(node.input) != 2:
+                return None
+            a, b = (self.value(n) for n in node.input)
+            if op == "Add" and not isinstance(a, (_Count, _ShapeOf)):
+                a, b = b, a
+            c = _scalar(b) if isinstance(b, np.ndarray) and b.dtype.kind in "iu" and b.ndim <= 1 else None
+            if c is None:
+                return None
+            c = c if op == "Add" else -c
+            if isinstance(a, _Count):
+                out = _Count(a.base, a.off + c)
+                return _ShapeOf([out]) if b.ndim == 1 else out
+            if isinstance(a, _ShapeOf) and len(a.elems) == 1 and isinstance(a.elems[0], _Count):
+                return _ShapeOf([_Count(a.elems[0].base, a.elems[0].off + c)])
+            return None
+        if op in ("Reshape", "Expand"):  # one integer between the shapes [] and [1]
+            a, shape = self.value(node.input[0]), self.const.get(node.input[1])
+            if shape is None or shape.dtype.kind not in "iu":
+                return None
+            vector = isinstance(a, _ShapeOf)
+            if vector and len(a.elems) == 1 and isinstance(a.elems[0], _Count):
+                a = a.elems[0]
+            if not isinstance(a, _Count):
+                return None
+            shape = [int(d) for d in shape.reshape(-1)]
+            if op == "Reshape":
+                return a if shape == [] else _ShapeOf([a]) if shape in ([1], [-1]) else None
+            if shape in ([], [1]):  # Expand broadcasts: [1] stays [1], a scalar takes the target
+                return _ShapeOf([a]) if vector or shape == [1] else a
+            return None
         return None
 
     def is_zero(self, name):
@@ -643,6 +696,8 @@ class _Body:
             if not isinstance(a, _Poly) or isinstance(vals[1], _Poly):
                 raise NotGru(f"{where}: MatMul must be a row value times a constant")
             return [a.matmul(vals[1])]
+        if op == "Gemm":  # jax2onnx: alpha * A @ B' + beta * C with A the row value, B a constant
+            return [self._gemm(node, vals, where)]
         if op in ("Sigmoid", "Tanh", "Relu"):
             return [a.activation(op)]
         if op == "HardSigmoid":
@@ -717,6 +772,26 @@ class _Body:
             if v is not None:
                 return v
         raise NotGru(f"{where}: unrecognised loop-control arithmetic")
+
+    def _gemm(self, node, vals, where):
+        a, b = vals[0], vals[1]
+        c = vals[2] if len(vals) > 2 else None
+        if not isinstance(a, _Poly) or isinstance(b, _Poly) or b is None:
+            raise NotGru(f"{where}: Gemm must be a row value times a constant")
+        if _attr(node, "transA", 0):
+            raise NotGru(f"{where}: Gemm with transA=1 on a row value")
+        b = np.asarray(b, dtype=np.float64)
+        if b.ndim != 2:
+            raise NotGru(f"{where}: Gemm by a constant of shape {list(b.shape)}")
+        if _attr(node, "transB", 0):
+            b = b.T
+        out = a.matmul(b).scaled(float(_attr(node, "alpha", 1.0)))
+        beta = float(_attr(node, "beta", 1.0))
+        if c is None or beta == 0.0:
+            return out
+        if isinstance(c, _Poly):
+            return out.plus(c.scaled(beta))
+        return out.plus(beta * np.asarray(c, dtype=np.float64))
 
     def _split(self, node, a, vals, where):
         axis = _attr(node, "axis", 0)
@@ -942,6 +1017,8 @@ def _self_check(body, outer, opset, cell, kinds, loop, s, checked):
                 feeds[v.name] = h
             else:
                 val = concrete(outer.value(loop.input[j]), et) if loop.input[j] else None
+                if val is None and loop.input[j] == cell.X:  # the sequence carried through (jax2onnx)
+                    val = X
                 if val is None:
                     val = feeds_outer.get(loop.input[j])
                 if val is None:
@@ -968,14 +1045,15 @@ def _state_width(body, h_in, h0, outer):
     v = outer.const.get(h0)
     if v is not None and v.ndim >= 1:
         return v.shape[-1]
-    for node in body.node:  # h @ R: R's first dimension
-        if node.op_type == "MatMul" and node.input[0] == h_in:
+    for node in body.node:  # h @ R: R's first dimension (its second for Gemm with transB=1)
+        if node.op_type in ("MatMul", "Gemm") and node.input[0] == h_in:
+            axis = 1 if node.op_type == "Gemm" and _attr(node, "transB", 0) else 0
             for t in body.initializer:
-                if t.name == node.input[1]:
-                    return t.dims[0]
+                if t.name == node.input[1] and len(t.dims) == 2:
+                    return t.dims[axis]
             w = outer.const.get(node.input[1])
             if w is not None and w.ndim == 2:
-                return w.shape[0]
+                return w.shape[axis]
     raise NotGru("cannot determine the state width")
 
 
@@ -990,13 +1068,13 @@ def _input_width_hint(body, ev):
     """The input width from the first MatMul of the gathered row by a constant, if shapes do not say."""
     gathered = {n.output[0] for n in body.node if n.op_type == "Gather"}
     for node in body.node:
-        if node.op_type == "MatMul" and node.input[0] in gathered:
+        if node.op_type in ("MatMul", "Gemm") and node.input[0] in gathered:
             try:
                 w = ev.get(node.input[1])
             except NotGru:
                 continue
             if isinstance(w, np.ndarray) and w.ndim == 2:
-                return w.shape[0]
+                return w.shape[1 if node.op_type == "Gemm" and _attr(node, "transB", 0) else 0]
     return None
 
 
@@ -1213,11 +1291,16 @@ def _replacement(loop, cell, outer, opset, names):
         gru_in.pop()
     # Keras' return_sequences=False takes Slice(Y, -1:, axis 0): that is Y_h. Let Y_h produce it.
     used_scans = [s for s in cell.scan_outs if outer.used(s)]
-    last_step = []
+    last_step, last_row = [], []
+    T = outer.dim(cell.X, 0)
     for s in used_scans:
         for c in outer.consumers.get(s, []):
-            if _is_last_step_slice(c, outer, opset) and s not in outer.graph_outputs:
+            if s in outer.graph_outputs:
+                continue
+            if _is_last_step_slice(c, outer, opset):
                 last_step.append(c)
+            elif c.op_type == "Gather" and c.input[0] == s and _is_last_step_index(c, outer, T):
+                last_row.append(c)  # jax2onnx (Keras on JAX): Gather(Y, T - 1) is Y_h without its first axis
     y = _fresh(names, f"{base}__gru_Y")
     y_h = _fresh(names, f"{base}__gru_Y_h")
     if last_step:
@@ -1225,7 +1308,9 @@ def _replacement(loop, cell, outer, opset, names):
     after = []
     for c in last_step[1:]:
         after.append(helper.make_node("Identity", [y_h], [c.output[0]], name=_fresh(names, f"{base}__last")))
-    sliced = {id(c) for c in last_step}
+    for c in last_row:
+        after.append(squeeze(y_h, c.output[0], 0))
+    sliced = {id(c) for c in last_step + last_row}
     scan_still_used = any(s in outer.graph_outputs or any(id(c) not in sliced for c in outer.consumers.get(s, []))
                           for s in used_scans)
     attrs = dict(hidden_size=cell.H, linear_before_reset=cell.lbr, direction="forward",
@@ -1252,7 +1337,17 @@ def _replacement(loop, cell, outer, opset, names):
         if outer.used(out):
             nodes.append(helper.make_node("Identity", [init], [out], name=_fresh(names, f"{base}__pass")))
     nodes.extend(after)
-    return nodes, {id(c) for c in last_step}, inits
+    return nodes, sliced, inits
+
+
+def _is_last_step_index(node, outer, T):
+    """Gather(v, i, axis=0) with i the scalar -1 or T - 1: the last time step of v, time axis dropped."""
+    if (_attr(node, "axis", 0) or 0) != 0:
+        return False
+    i = outer.value(node.input[1])
+    if isinstance(i, _Count):
+        return i.base == T and i.off == -1
+    return isinstance(i, np.ndarray) and i.ndim == 0 and i.dtype.kind in "iu" and int(i) == -1
 
 
 def _is_last_step_slice(node, outer, opset):
@@ -1268,6 +1363,16 @@ def _is_last_step_slice(node, outer, opset):
         return False
     return (starts == [-1] and ends is not None and len(ends) == 1 and ends[0] >= _INT_MAX
             and (axes in (None, [0])) and (steps in (None, [1])))
+
+
+def _drop_unread_y(graph, ours):
+    """Blank the Y output of the lifted GRU nodes (names in ours) once nothing reads it (only a pruned Shape did)."""
+    reads = {o.name for o in graph.output}
+    for n in graph.node:
+        reads.update(_node_reads(n))
+    for n in graph.node:
+        if n.name in ours and n.op_type == "GRU" and n.output[0] and n.output[0] not in reads:
+            n.output[0] = ""
 
 
 def _prune(graph):

@@ -158,8 +158,20 @@ def _split(ins, at, opset):
 
 
 def _expand(ins, at, opset):
-    x, shape = ins[0], [int(d) for d in np.asarray(ins[1]).reshape(-1)]
-    return [np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape))))]
+    x, shape = ins[0], np.asarray(ins[1])
+    if shape.dtype.kind not in "iu" or shape.ndim != 1 or shape.size > 32 or (shape < 0).any():
+        raise ValueError(f"shape must be a 1-D int64 tensor of at most 32 sizes >= 0, got {shape!r}")
+    return [np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(d) for d in shape))))]
+
+
+def _range(ins, at, opset):
+    start, limit, delta = (np.asarray(v).reshape(()) for v in ins)
+    if delta == 0:
+        raise ValueError("delta must not be 0")
+    n = max(int(np.ceil((limit - start) / delta)), 0)
+    if n > 2**26:
+        raise ValueError(f"{n} elements is too many")
+    return [(start + delta * np.arange(n)).astype(start.dtype)]
 
 
 def _cast(ins, at, opset):
@@ -258,6 +270,7 @@ OPS = {
     "Shape": _shape,
     "ConstantOfShape": _constant_of_shape,
     "ReverseSequence": _reverse_sequence,  # Keras go_backwards / Bidirectional
+    "Range": _range,
     # beyond issue 5's list: what exporters decompose LayerNormalization into before opset 17
     "ReduceMean": _reduce_mean,
     "Pow": lambda ins, at, opset: [np.power(ins[0], ins[1]).astype(ins[0].dtype)],
