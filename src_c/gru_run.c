@@ -1,6 +1,8 @@
 /* gru_run.c: the ONNX GRU operator over a whole batch of sequences (both layouts, every direction, sequence_lens), on one thread or a team. */
 #define _POSIX_C_SOURCE 200112L
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "gru_internal.h"
@@ -21,7 +23,7 @@ typedef struct {
     const float **rows;                  /* [threads][N] */
     unsigned char *active;               /* [threads][N] */
     int threads;
-    pthread_barrier_t barrier;
+    atomic_int arrived, sense;  /* the team's barrier: see barrier_sync */
     pthread_mutex_t gate_lock;
     pthread_cond_t gate;
     int gate_open;
@@ -30,16 +32,37 @@ typedef struct {
 typedef struct {
     run_ctx *c;
     int tid;
+    int sense;  /* this thread's view of the barrier's phase */
 } run_arg;
 
-static void barrier_sync(void *ctx) { pthread_barrier_wait(&((run_ctx *)ctx)->barrier); }
-
-/* Thread tid's share of the whole run; every thread runs this in lockstep. */
-static void run_share(run_ctx *c, int tid)
+/* A sense-reversing barrier: the last thread to arrive flips the phase; the
+ * others spin briefly (a step of a wide layer is short), then yield the core.
+ * A sleeping barrier costs tens of microseconds to wake from, every step. */
+static void barrier_sync(void *arg)
 {
+    run_arg *a = arg;
+    run_ctx *c = a->c;
+    a->sense = !a->sense;
+    if (atomic_fetch_add(&c->arrived, 1) == c->threads - 1) {
+        atomic_store(&c->arrived, 0);
+        atomic_store(&c->sense, a->sense);
+        return;
+    }
+    for (int spins = 0; atomic_load(&c->sense) != a->sense;)
+        if (++spins == 2000) {
+            spins = 0;
+            sched_yield();
+        }
+}
+
+/* Thread a->tid's share of the whole run; every thread runs this in lockstep. */
+static void run_share(run_arg *a)
+{
+    run_ctx *c = a->c;
+    const int tid = a->tid;
     const gruinfer_gru *m = c->m;
     const int64_t T = c->T, N = c->N, I = m->I, H = m->H, Hp = m->Hp, w = 3 * Hp;
-    const gruinfer_team team = {tid, c->threads, barrier_sync, c};
+    const gruinfer_team team = {tid, c->threads, barrier_sync, a};
     const gruinfer_team *tm = c->threads > 1 ? &team : NULL;
     const float **rows = c->rows + tid * N;
     unsigned char *active = c->active + tid * N;
@@ -50,14 +73,14 @@ static void run_share(run_ctx *c, int tid)
     for (int64_t d = 0; d < m->D; d++) {
         const int reverse = d == 1 || m->cfg.direction == GRUINFER_REVERSE;
         if (tm)
-            barrier_sync(c);  /* the previous direction's outputs are written */
+            barrier_sync(a);  /* the previous direction's outputs are written */
         gruinfer_gru_project(m, (int)d, r1 - r0, c->X + r0 * I, I, c->xp + r0 * w);
         if (tid == 0)
             for (int64_t n = 0; n < N; n++)
                 for (int64_t j = 0; j < H; j++)
                     c->h[n * Hp + j] = c->h0 ? c->h0[d * c->hd + n * c->hn + j] : 0.0f;
         if (tm)
-            barrier_sync(c);
+            barrier_sync(a);
         for (int64_t s = 0; s < T; s++) {
             for (int64_t n = 0; n < N; n++) {
                 const int64_t len = c->lens ? c->lens[n] : T;
@@ -91,20 +114,20 @@ static void run_share(run_ctx *c, int tid)
 
 static void *run_worker(void *p)
 {
-    const run_arg *a = p;
+    run_arg *a = p;
     run_ctx *c = a->c;
     pthread_mutex_lock(&c->gate_lock);  /* wait until the team's size is final */
     while (!c->gate_open)
         pthread_cond_wait(&c->gate, &c->gate_lock);
     pthread_mutex_unlock(&c->gate_lock);
     if (a->tid < c->threads)  /* else the team had to shrink */
-        run_share(c, a->tid);
+        run_share(a);
     return NULL;
 }
 
 /* Run the team, thread 0 being the caller.  Workers wait at a gate until all
  * are started, so a thread that cannot be started shrinks the team (and its
- * barrier) before anyone depends on its size. */
+ * barrier count) before anyone depends on its size. */
 static void run_team(run_ctx *c)
 {
     enum { MAX_THREADS = 64 };
@@ -112,25 +135,24 @@ static void run_team(run_ctx *c)
     run_arg args[MAX_THREADS];
     int want = c->threads < MAX_THREADS ? c->threads : MAX_THREADS, started = 1;
     c->gate_open = 0;
+    atomic_init(&c->arrived, 0);
+    atomic_init(&c->sense, 0);
+    args[0] = (run_arg){c, 0, 0};
     pthread_mutex_init(&c->gate_lock, NULL);
     pthread_cond_init(&c->gate, NULL);
     for (; started < want; started++) {
-        args[started] = (run_arg){c, started};
+        args[started] = (run_arg){c, started, 0};
         if (pthread_create(&ids[started], NULL, run_worker, &args[started]) != 0)
             break;
     }
     c->threads = started;
-    if (started > 1 && pthread_barrier_init(&c->barrier, NULL, (unsigned)started) != 0)
-        c->threads = 1;  /* workers then find themselves outside the team */
     pthread_mutex_lock(&c->gate_lock);
     c->gate_open = 1;
     pthread_cond_broadcast(&c->gate);
     pthread_mutex_unlock(&c->gate_lock);
-    run_share(c, 0);
+    run_share(&args[0]);
     for (int t = 1; t < started; t++)
         pthread_join(ids[t], NULL);
-    if (c->threads > 1)
-        pthread_barrier_destroy(&c->barrier);
     pthread_cond_destroy(&c->gate);
     pthread_mutex_destroy(&c->gate_lock);
 }
@@ -177,10 +199,12 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
         c.hn = layout ? D * H : H, c.hd = layout ? H : N * H;
         if (Y && padded)
             memset(Y, 0, (size_t)(T * D * N * H) * sizeof(float));
-        if (c.threads > 1)
+        if (c.threads > 1) {
             run_team(&c);
-        else
-            run_share(&c, 0);
+        } else {
+            run_arg one = {&c, 0, 0};
+            run_share(&one);
+        }
         status = GRUINFER_OK;
     }
     gruinfer_free_aligned(c.xp);
