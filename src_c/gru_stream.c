@@ -242,7 +242,7 @@ gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *
     if (check_finite)
         for (int64_t t = 0; t < T; t++)
             for (int64_t n = 0; n < N; n++)
-                if (!gruinfer_all_finite(x + t * x_st + n * x_sn, I))
+                if (!p->k->all_finite(x + t * x_st + n * x_sn, I))
                     return GRUINFER_E_NONFINITE;
     if (p->ids > 0) {
         const float lim = (float)p->ids;

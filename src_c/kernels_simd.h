@@ -172,6 +172,16 @@ static void NAME(gemm_panel)(int64_t i0, int64_t i1, int64_t w, int64_t k, const
 static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                        const float *B, const float *bias, float *C, int64_t ldc)
 {
+    if (m == 1 && n % VLEN == 0) {  /* one row (a stream step): each panel streamed once */
+        for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
+            const float *pb = bias ? bias + j0 : NULL;
+            if (n - j0 >= PANEL)
+                NAME(row_full)(k, A, B + j0 * k, pb, 0, C + j0);
+            else
+                NAME(row_part)(k, n - j0, A, B + j0 * k, pb, 0, C + j0);
+        }
+        return;
+    }
     for (int64_t i0 = 0; i0 < m; i0 += MC) {
         const int64_t i1 = m - i0 < MC ? m : i0 + MC;
         for (int64_t j0 = 0; j0 < n; j0 += PANEL) {
