@@ -115,8 +115,27 @@ class InferenceSession:
         names = self._output_names(output_names)
         feeds = self._coerce_feeds(input_feed)
         low = self._lowering()
+        if self._runs_on_plan(low, feeds):
+            from .stream import Stream
+
+            x = feeds[low.time_input]
+            return Stream(self, low, x.shape[low.in_axes.index("N")]).run(names, feeds)
         values = self._execute(feeds, reshapes=None if isinstance(low, Exception) else low.reshapes)
         return self._results(names, values, feeds)
+
+    def _runs_on_plan(self, low, feeds):
+        """Whether a whole-sequence run goes through the C plan (a fresh stream over the whole
+        input): the model is fully lowered, and no feed needs the interpreter (sequence_lens,
+        an overridden weight) and no layer would use a thread team (whole-sequence runs only)."""
+        if isinstance(low, Exception) or not low.lowered or low.lens_inputs & feeds.keys():
+            return False
+        if (set(self._graph.overridable) - low.state_inputs.keys()) & feeds.keys():
+            return False
+        x = feeds.get(low.time_input)
+        if x is None or x.ndim != len(low.in_axes) or x.shape[low.in_axes.index("T")] < 1:
+            return False
+        return self._threads == 1 or all(
+            n.spec.hidden_size < 512 for n in self._graph.nodes if n.op == "GRU")
 
     def _execute(self, feeds, states=None, reshapes=None):
         """Every graph value for these feeds.  states: {GRU node name: (h [N, H], fresh [N] bool)}
