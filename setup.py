@@ -14,6 +14,7 @@ C_SOURCES = [
     "src_c/gru_model.c",
     "src_c/activations.c",
     "src_c/gru_run.c",
+    "src_c/team.c",
     "src_c/gru_plan.c",
     "src_c/gru_stream.c",
     "src_c/kernels_ref.c",

@@ -15,9 +15,10 @@ class InferenceSession:
     onnx.ModelProto.  sess_options, providers and provider_options are accepted
     for drop-in compatibility with onnxruntime.InferenceSession and ignored.
 
-    threads: threads one whole-sequence run may use (default 1): GRU layers with
-    hidden_size >= 512 split each time step's GEMMs and gate math across them.
-    Streams run on the calling thread.
+    threads: threads one call may use (default 1): GRU layers with hidden_size
+    >= 512 split each time step's GEMMs and gate math across them, in whole-
+    sequence runs and in stream calls of a few million multiply-adds or more
+    (the threads are started per call).
     kernel: None (GRUINFER_KERNEL if set, else the best for this CPU), or a
     name from gruinfer.kernel_info()["available"], e.g. "ref".
     check_finite: refuse inputs holding NaN or Inf (InvalidArgument) instead of
@@ -125,17 +126,14 @@ class InferenceSession:
 
     def _runs_on_plan(self, low, feeds):
         """Whether a whole-sequence run goes through the C plan (a fresh stream over the whole
-        input): the model is fully lowered, and no feed needs the interpreter (sequence_lens,
-        an overridden weight) and no layer would use a thread team (whole-sequence runs only)."""
+        input): the model is fully lowered and no feed needs the interpreter (sequence_lens,
+        an overridden weight)."""
         if isinstance(low, Exception) or not low.lowered or low.lens_inputs & feeds.keys():
             return False
         if (set(self._graph.overridable) - low.state_inputs.keys()) & feeds.keys():
             return False
         x = feeds.get(low.time_input)
-        if x is None or x.ndim != len(low.in_axes) or x.shape[low.in_axes.index("T")] < 1:
-            return False
-        return self._threads == 1 or all(
-            n.spec.hidden_size < 512 for n in self._graph.nodes if n.op == "GRU")
+        return x is not None and x.ndim == len(low.in_axes) and x.shape[low.in_axes.index("T")] >= 1
 
     def _execute(self, feeds, states=None, reshapes=None):
         """Every graph value for these feeds.  states: {GRU node name: (h [N, H], fresh [N] bool)}

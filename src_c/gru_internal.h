@@ -48,6 +48,21 @@ static inline int64_t gruinfer_cell_scratch(const gruinfer_gru *m, int64_t N)
  *   scratch: gruinfer_cell_scratch(m, N) floats.
  *   team: NULL for one thread; else every thread of the team makes the same
  *   call (same xrow, h, scratch) with its own tid. */
+/* Layers narrower than this run on one thread: a step is too short to share. */
+#define GRUINFER_THREADS_MIN_HIDDEN 512
+
+/* team.c: run fn(arg, team) on `threads` threads (fewer if some cannot be
+ * started), each with its own team member; returns when all have returned.
+ * With one thread, fn(arg, NULL) runs on the caller. */
+typedef void (*gruinfer_team_fn)(void *arg, const gruinfer_team *team);
+void gruinfer_team_run(int threads, gruinfer_team_fn fn, void *arg);
+
+/* The threads a layer's computation may use. */
+static inline int gruinfer_threads(const gruinfer_gru *m)
+{
+    return m->H >= GRUINFER_THREADS_MIN_HIDDEN && m->cfg.threads > 1 ? m->cfg.threads : 1;
+}
+
 /* The hidden units [j0, j1) a team member owns in element-wise work: whole
  * GRUINFER_PAD blocks of [0, Hp), split evenly (all of them without a team). */
 static inline void gruinfer_team_units(const gruinfer_team *team, int64_t Hp, int64_t *j0,

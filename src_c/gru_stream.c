@@ -29,7 +29,7 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
     if (N < 1 || N > GRUINFER_MAX_DIM)
         return GRUINFER_E_SIZE;
     const int32_t n = p->n;
-    int64_t per_frame = 0, states = 0, xpw = 0, cell = 0;
+    int64_t per_frame = 0, states = 0, xpw = 0, cell = 0, threads = 1;
     for (int32_t k = 0; k <= n; k++)
         per_frame += gruinfer_round_up(gruinfer_plan_width(p, k), GRUINFER_PAD);
     for (int32_t k = 0; k < n; k++) {
@@ -41,11 +41,13 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
             xpw = 3 * m->Hp;
         if (gruinfer_cell_scratch(m, N) > cell)
             cell = gruinfer_cell_scratch(m, N);
+        if (gruinfer_threads(m) > threads)
+            threads = gruinfer_threads(m);
     }
     per_frame = (per_frame + xpw) * N;
     int64_t TB = BLOCK_FLOATS / per_frame;
     TB = TB < 1 ? 1 : TB > 32 ? 32 : TB;
-    const int64_t total = TB * per_frame + states + cell + 2 * N + (n + 1) * GRUINFER_PAD;
+    const int64_t total = TB * per_frame + states + cell + threads * 2 * N + (n + 1) * GRUINFER_PAD;
     if (total > ((int64_t)1 << 40))
         return GRUINFER_E_SIZE;
 
@@ -168,6 +170,43 @@ static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ld
         }
 }
 
+/* A block of a GRU step shares the work with a team (started per call) when
+ * the layer is wide and the block has at least this many multiply-adds. */
+#define STREAM_TEAM_MIN_MACS ((int64_t)4 << 20)
+
+/* A GRU step over a block of frames. */
+typedef struct {
+    gruinfer_stream *s;
+    int32_t k;
+    const float *in;
+    int64_t ldi, tb;
+    float *out;
+} gru_block;
+
+static void gru_block_share(void *arg, const gruinfer_team *tm)
+{
+    const gru_block *b = arg;
+    gruinfer_stream *s = b->s;
+    const gruinfer_gru *m = s->p->steps[b->k].gru;
+    const int tid = tm ? tm->tid : 0, threads = tm ? tm->n : 1;
+    const int64_t N = s->N, Hp = m->Hp, w = 3 * Hp, rows = b->tb * N;
+    const int64_t r0 = rows * tid / threads, r1 = rows * (tid + 1) / threads;
+    const float **xrow = s->rows + tid * N;
+    int64_t j0, j1;  /* the units of the output this member copies */
+    gruinfer_team_units(tm, Hp, &j0, &j1);
+    gruinfer_gru_project(m, 0, r1 - r0, b->in + r0 * b->ldi, b->ldi, s->xp + r0 * w);
+    if (tm)
+        tm->sync(tm->ctx);
+    for (int64_t t = 0; t < b->tb; t++) {
+        for (int64_t n = 0; n < N; n++)
+            xrow[n] = s->xp + (t * N + n) * w;
+        gruinfer_gru_cell_team(m, 0, N, xrow, s->h[b->k], NULL, s->scratch, tm);
+        for (int64_t n = 0; n < N && j1 > j0; n++)
+            memcpy(b->out + (t * N + n) * Hp + j0, s->h[b->k] + n * Hp + j0,
+                   (size_t)(j1 - j0) * sizeof(float));
+    }
+}
+
 /* Run every step over one block of tb frames already in buf[0]. */
 static void run_block(gruinfer_stream *s, int64_t tb)
 {
@@ -180,15 +219,11 @@ static void run_block(gruinfer_stream *s, int64_t tb)
         float *out = s->buf[k + 1];
         switch (st->kind) {
         case GRUINFER_STEP_GRU: {
+            gru_block b = {s, k, in, ldi, tb, out};
             const gruinfer_gru *m = st->gru;
-            const int64_t w = 3 * m->Hp;
-            gruinfer_gru_project(m, 0, rows, in, ldi, s->xp);
-            for (int64_t t = 0; t < tb; t++) {
-                for (int64_t n = 0; n < N; n++)
-                    s->rows[n] = s->xp + (t * N + n) * w;
-                gruinfer_gru_cell(m, 0, N, s->rows, s->h[k], NULL, s->scratch);
-                memcpy(out + t * N * ldo, s->h[k], (size_t)(N * ldo) * sizeof(float));
-            }
+            const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
+            gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1,
+                              gru_block_share, &b);
             break;
         }
         case GRUINFER_STEP_DENSE:

@@ -70,3 +70,22 @@ def test_threads_out_of_range(threads):
     m, _ = model(8, 4, "forward", 1, 0)
     with pytest.raises(gruinfer.InvalidArgument, match="threads"):
         gruinfer.InferenceSession(m, threads=threads)
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+def test_threaded_stream_matches_one_thread(lbr):
+    H, N = 512, 8
+    rng = np.random.default_rng(lbr)
+    s = 1.0 / np.sqrt(H)
+    arrays = {"X": rng.standard_normal((9, N, 24)).astype(np.float32),
+              "W": rng.uniform(-s, s, (1, 3 * H, 24)).astype(np.float32),
+              "R": rng.uniform(-s, s, (1, 3 * H, H)).astype(np.float32),
+              "B": rng.uniform(-s, s, (1, 6 * H)).astype(np.float32)}
+    m = make_gru_model(arrays, {"hidden_size": H, "linear_before_reset": lbr},
+                       initializers=("W", "R", "B"), dynamic_inputs=True)
+    x = arrays["X"]
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"X": x})[0]
+    for threads in (1, 2):
+        stream = gruinfer.InferenceSession(m, threads=threads).stream(N)
+        got = np.concatenate([stream.run(["Y"], {"X": x[t:t + 3]})[0] for t in range(0, 9, 3)])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
