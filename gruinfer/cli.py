@@ -9,28 +9,34 @@ import numpy as np
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo.onnx")
 
 
-def _concrete(shape, steps, batch, what):
-    if shape is None:
-        raise SystemExit(f"input {what!r} declares no shape: cannot make a random feed")
-    dims = []
-    for i, d in enumerate(shape):
-        if isinstance(d, int) and d > 0:
-            dims.append(d)
-        else:
-            dims.append(steps if i == 0 else batch)
-    return dims
+def _feed_shape(arg, axes, steps, batch):
+    """A concrete shape for a graph input: free axes become steps (time) or batch."""
+    if arg.shape is None:
+        raise SystemExit(f"input {arg.name!r} declares no shape: cannot make a random feed")
+    named = {"T": steps, "N": batch}
+    return [d if isinstance(d, int) and d > 0
+            else named.get(axes[i], batch) if axes else (steps if i == 0 else batch)
+            for i, d in enumerate(arg.shape)]
 
 
 def cmd_run(args):
     import gruinfer
 
     sess = gruinfer.InferenceSession(args.model, kernel=args.kernel)
+    info = sess.plan_info()
+    low = sess._lowering()
+    time_input = None if isinstance(low, Exception) else low.time_input
     rng = np.random.default_rng(args.seed)
     feed = {}
     for a in sess.get_inputs():
-        if a.type != "tensor(float)":
-            raise SystemExit(f"input {a.name!r} is {a.type}: `gruinfer run` feeds float inputs only")
-        feed[a.name] = rng.standard_normal(_concrete(a.shape, args.steps, args.batch, a.name)).astype(np.float32)
+        axes = low.in_axes if a.name == time_input else None
+        shape = _feed_shape(a, axes, args.steps, args.batch)
+        if a.type == "tensor(float)":
+            feed[a.name] = rng.standard_normal(shape).astype(np.float32)
+        elif a.type in ("tensor(int64)", "tensor(int32)"):  # token ids
+            feed[a.name] = rng.integers(0, 2, shape).astype(np.int64 if "64" in a.type else np.int32)
+        else:
+            raise SystemExit(f"input {a.name!r} is {a.type}: `gruinfer run` cannot make it up")
     print(f"model   {args.model}")
     print(f"kernel  {sess.kernel}")
     for a in sess.get_inputs():
@@ -40,24 +46,34 @@ def cmd_run(args):
     t1 = time.perf_counter()
     for o, v in zip(sess.get_outputs(), outs):
         print(f"output  {o.name} {list(v.shape)}  mean {v.mean():+.6f}  std {v.std():.6f}")
-    print(f"run     {1e3 * (t1 - t0):.3f} ms for the whole input")
-    try:
-        first = sess.get_inputs()[0].name
-        x = feed[first]
-        stream = sess.stream(batch_size=x.shape[1])
-    except gruinfer.NotStreamable as e:
-        print(f"stream  not streamable: {e}")
+    print(f"run     {1e3 * (t1 - t0):.3f} ms for the whole input "
+          f"({'C plan' if info['lowered'] else 'graph interpreter, GRUs in C'})")
+    if not info["streamable"]:
+        print(f"stream  not streamable: {info['reason']}")
         return 0
-    out = np.empty_like(outs[0][0])
+    x = feed[time_input]
+    t_ax, n_ax = low.in_axes.index("T"), low.in_axes.index("N")
+    stream = sess.stream(batch_size=x.shape[n_ax])
+    first = sess.get_outputs()[0].name
     frames, times = [], []
-    for t in range(x.shape[0]):
+    for t in range(x.shape[t_ax]):
+        frame = np.take(x, t, axis=t_ax)
         s = time.perf_counter()
-        stream.step(x[t], out=out)
+        y = stream.step(frame)
         times.append(time.perf_counter() - s)
-        frames.append(out.copy())
-    err = float(np.abs(np.stack(frames) - outs[0]).max())
-    print(f"stream  {x.shape[0]} frames by step(): max |stream - run| = {err:.2e}, "
-          f"median {1e6 * float(np.median(times)):.2f} us per frame")
+        frames.append(y)
+    stream.reset()
+    chunks = [stream.run([first], {time_input: np.take(x, range(t, min(t + 7, x.shape[t_ax])),
+                                                       axis=t_ax)})[0]
+              for t in range(0, x.shape[t_ax], 7)]
+    whole = outs[0]
+    same = whole.shape == chunks[0].shape  # a final-state output: compare the last chunk
+    t_out = next((i for i in range(whole.ndim) if whole.shape[i] == x.shape[t_ax]), None)
+    err = (np.abs(chunks[-1] - whole).max() if same or t_out is None
+           else np.abs(np.concatenate(chunks, axis=t_out) - whole).max())
+    print(f"stream  {'C plan' if stream.lowered else 'declared Python path'}; "
+          f"{x.shape[t_ax]} frames by step(): median {1e6 * float(np.median(times)):.2f} us per "
+          f"frame; chunks of 7 frames vs run: max |diff| = {float(err):.2e}")
     return 0
 
 
