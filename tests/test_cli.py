@@ -22,7 +22,7 @@ def test_demo(capsys):
     assert diff_of(out) <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["gru2_linear_sigmoid_ts", "paddle_gru2_linear", "keras_stacked_dense"])
+@pytest.mark.parametrize("name", ["gru2_bf_sigmoid_ts", "gru2_bf_default", "paddle_gru2_linear", "keras_stacked_dense"])
 def test_run_exported(name, capsys):
     assert cli.main(["run", os.path.join(FIXTURES, name + ".onnx"), "--steps", "9", "--batch", "2"]) == 0
     assert diff_of(capsys.readouterr().out) <= 1e-5
