@@ -307,6 +307,8 @@ cdef class StreamCore:
     cdef cnp.npy_intp out_dims[8]
     cdef int in_nd, out_nd
     cdef public bint check_finite
+    cdef public bint ids_input      # the frame input is token ids: int frames converted here
+    cdef cnp.ndarray id_frame       # float32 frame those ids are written into
 
     def __cinit__(self, Plan plan, int64_t batch_size, int32_t step_out, tuple frame_in_shape,
                   tuple frame_out_shape, bint check_finite=True):
@@ -347,10 +349,36 @@ cdef class StreamCore:
         from .validate import coerce_float
         return coerce_float(x, "step input", self.frame_in_shape)
 
+    cdef object _id_frame(self, x):
+        """An int64/int32 frame of token ids as float32 (clamped to +-2^25, still out of any
+        table's range), or None when x is not such a frame."""
+        if not (cnp.PyArray_Check(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                and cnp.PyArray_NDIM(<cnp.ndarray>x) == self.in_nd):
+            return None
+        cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray>x)
+        if typ != cnp.NPY_INT64 and typ != cnp.NPY_INT32:
+            return None
+        cdef int i
+        for i in range(self.in_nd):
+            if cnp.PyArray_DIMS(<cnp.ndarray>x)[i] != self.in_dims[i]:
+                return None
+        if self.id_frame is None:
+            self.id_frame = cnp.PyArray_EMPTY(self.in_nd, self.in_dims, cnp.NPY_FLOAT32, 0)
+        cdef float *dst = fdata(self.id_frame)
+        cdef cnp.npy_intp n = cnp.PyArray_SIZE(<cnp.ndarray>x), j
+        cdef const long long *src64 = <const long long *>cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef const int *src32 = <const int *>cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef long long v
+        for j in range(n):
+            v = src64[j] if typ == cnp.NPY_INT64 else src32[j]
+            dst[j] = <float>(v if -33554432 <= v <= 33554432 else (33554432 if v > 0 else -33554432))
+        return self.id_frame
+
     def step(self, x, out=None):
         """Advance every slot by one frame; return the first output for that frame (into `out` when given)."""
         if not shape_is(x, self.in_nd, self.in_dims):
-            x = self._coerce_frame(x)
+            ids = self._id_frame(x) if self.ids_input else None
+            x = self._coerce_frame(x) if ids is None else ids
         if out is None:
             out = cnp.PyArray_EMPTY(self.out_nd, self.out_dims, cnp.NPY_FLOAT32, 0)
         elif not (shape_is(out, self.out_nd, self.out_dims)

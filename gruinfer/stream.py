@@ -132,6 +132,7 @@ class Stream(_StreamBase, _core.StreamCore):
     def __init__(self, session, low, batch_size):
         self._session = session
         self._low = low
+        self.ids_input = bool(low.in_ids)
         for i, h0 in low.initial.items():
             if h0.shape[0] not in (1, batch_size):
                 raise InvalidArgument(
