@@ -10,11 +10,17 @@ from .errors import NotStreamable
 ACT_STEPS = {"Sigmoid": (0, 0.0, 0.0), "Tanh": (1, 0.0, 0.0), "Relu": (2, 0.0, 0.0),
              "HardSigmoid": (3, 0.2, 0.5), "LeakyRelu": (4, 0.01, 0.0), "Elu": (8, 1.0, 0.0)}
 PASS_OPS = ("Identity", "Dropout")
+# A Reshape that merges time and batch into one row axis ([N, T, F] -> [-1, F]) gives that axis
+# "NT" (batch outer) or "TN" (time outer): each frame is still N rows of features, so row-wise
+# steps read it as they read [N, F] frames.  TN: every axis symbol holding time or batch.
+MERGED = ("NT", "TN")
+TN = ("T", "N") + MERGED
 
 
 @dataclass(frozen=True)
 class Seq:
-    """A tensor on the time path.  axes: per tensor axis "T", "N" or a fixed size; buf: the plan
+    """A tensor on the time path.  axes: per tensor axis "T", "N", "NT"/"TN" (the two merged, see
+    MERGED) or a fixed size; buf: the plan
     buffer holding it frame by frame (0 the plan input, k >= 1 step k-1's output), None when only
     the Python path computes it.
     last: a value computed frame by frame from a GRU's final state (Y_h): its axes have no "T"; the
@@ -47,9 +53,12 @@ class Dims:
 
 @dataclass(frozen=True)
 class Feed:
-    """A graph input other than the frames (an initial state); rows: the slice of axis 0 taken."""
+    """A graph input other than the frames (an initial state); rows: the slice of axis 0 taken;
+    unsq: the axis a size-1 axis was inserted at (Unsqueeze or Reshape of an [N, H] input into
+    [1, N, H] or [N, 1, H]), None when the value is the input itself."""
     name: str
     rows: object = None
+    unsq: object = None
 
 
 class _Mismatch(Exception):
@@ -110,9 +119,9 @@ def lower(graph, kernel):
 def _c_layout(axes):
     """True when frames of this tensor are [N, features] rows in one buffer: sizes > 1 after T and N
     (after N alone for a value from final states, which has no T axis)."""
-    seen, need = 0, sum(a in ("T", "N") for a in axes)
+    seen, need = 0, sum(a in TN for a in axes)
     for a in axes:
-        if a in ("T", "N"):
+        if a in TN:
             seen += 1
         elif a != 1 and seen < need:
             return False
@@ -120,7 +129,12 @@ def _c_layout(axes):
 
 
 def _width(axes):
-    return int(np.prod([a for a in axes if a not in ("T", "N")]))
+    return int(np.prod([a for a in axes if a not in TN]))
+
+
+def _time_axis(axes):
+    """Index of the axis holding time ("T" or a merged row axis), None for a value from final states."""
+    return next((i for i, a in enumerate(axes) if a == "T" or a in MERGED), None)
 
 
 class _Lowerer:
@@ -206,8 +220,11 @@ class _Lowerer:
         if isinstance(x, Zeros) and op in ("Slice", "Reshape", "Squeeze", "Unsqueeze", "Transpose",
                                            "Identity", "Cast"):
             return [Zeros()]
-        if isinstance(x, Feed) and op == "Slice" and x.rows is None:
+        if isinstance(x, Feed) and op == "Slice" and x.rows is None and x.unsq is None:
             return [self.slice_feed(node, ins)]
+        if isinstance(x, Feed) and op in ("Unsqueeze", "Reshape") and x.rows is None \
+                and x.unsq is None:
+            return [self.unsqueeze_feed(node, ins)]
         if op in PASS_OPS and isinstance(x, (Seq, State)):
             return [x] + [None] * (n_out - 1)
         if isinstance(x, State) or any(isinstance(a, State) for a in ins):
@@ -277,6 +294,45 @@ class _Lowerer:
                                 f"{ins[0].name!r} in a way streams do not follow (one row of axis 0 only)")
         return Feed(ins[0].name, int(starts[0]))
 
+    def unsqueeze_feed(self, node, ins):
+        """Unsqueeze (or Reshape to [1, N, H] / [N, 1, H]) of an [N, H] state input: the GRU's
+        initial_h is that input with a size-1 axis inserted, so its stream feed stays [N, H]."""
+        op, name, feed = node.op, node.name, ins[0]
+        arg = next((a for a in self.g.inputs if a.name == feed.name), None) \
+            or self.g.overridable.get(feed.name)
+        shape = arg.shape if arg is not None else None
+
+        def refuse(why):
+            raise NotStreamable(f"node {name!r} ({op}): initial states are taken from input "
+                                f"{feed.name!r} in a way streams do not follow ({why})")
+
+        if shape is None or len(shape) != 2:
+            refuse("an Unsqueeze or Reshape of an input declared [N, H] only")
+        H = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
+        if op == "Unsqueeze":
+            spec = node.attrs.get("axes") if self.g.opset < 13 else (ins[1] if len(ins) > 1 else None)
+            if not isinstance(spec, (list, tuple, np.ndarray)) or np.size(spec) != 1:
+                refuse("one inserted axis only")
+            axis = int(np.asarray(spec).reshape(-1)[0]) % 3
+        else:
+            target = ins[1]
+            if isinstance(target, Dims) or not isinstance(target, np.ndarray) or target.size != 3:
+                refuse("a Reshape to a constant [1, -1, H] or [-1, 1, H] only")
+            target = [int(e) for e in target.reshape(-1)]
+            if node.attrs.get("allowzero", 0) or 0 in target or target[2] <= 0 \
+                    or (H is not None and target[2] != H) or target.count(1) < 1:
+                refuse("a Reshape to a constant [1, -1, H] or [-1, 1, H] only")
+            n = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else -1
+            if target[:2] == [1, -1] or (n > 1 and target[:2] == [1, n]):
+                axis = 0
+            elif target[:2] == [-1, 1] or (n > 1 and target[:2] == [n, 1]):
+                axis = 1
+            else:
+                refuse("a Reshape to a constant [1, -1, H] or [-1, 1, H] only")
+        if axis == 2:
+            refuse("a size-1 axis after the hidden one")
+        return Feed(feed.name, None, axis)
+
     def embed(self, node, table, ids):
         """Gather of a constant [V, ...] float table by the token ids: a C embed step."""
         axes = ids.axes + tuple(np.shape(table)[1:])
@@ -316,11 +372,20 @@ class _Lowerer:
                 raise NotStreamable(f"GRU node {node.name!r}: a fixed sequence_lens cannot stream")
             low.lens_inputs.add(lens.name)
         if isinstance(h0, Feed):
-            low.state_inputs.setdefault(h0.name, []).append((k, h0.rows or 0, spec.layout))
+            if h0.unsq is not None and h0.unsq != (1 if spec.layout else 0):
+                raise NotStreamable(f"GRU node {node.name!r}: initial_h inserts the num_directions "
+                                    f"axis of input {h0.name!r} at axis {h0.unsq}, not where the GRU "
+                                    "reads it")
+            # row None: the input is [N, H] itself (fed as the graph declares it)
+            row = None if h0.unsq is not None else h0.rows or 0
+            low.state_inputs.setdefault(h0.name, []).append((k, row, spec.layout))
             if h0.name in self.g.constants:  # an overridable initializer: also the default start
                 h = np.asarray(self.g.constants[h0.name], np.float32)
-                h = h[h0.rows or 0:(h0.rows or 0) + 1] if h0.rows is not None else h
-                low.initial[k] = h[:, 0, :] if spec.layout else h[0]
+                if h0.unsq is not None:
+                    low.initial[k] = h
+                else:
+                    h = h[h0.rows or 0:(h0.rows or 0) + 1] if h0.rows is not None else h
+                    low.initial[k] = h[:, 0, :] if spec.layout else h[0]
         elif isinstance(h0, np.ndarray):
             h = np.asarray(h0, np.float32)
             low.initial[k] = h[:, 0, :] if spec.layout else h[0]
@@ -398,7 +463,7 @@ class _Lowerer:
     def frame_op(self, node, ins, seqs):
         op, at, name = node.op, node.attrs, node.name
         x = seqs[0]
-        t = x.axes.index("T") if "T" in x.axes else None  # None: a value from final states
+        t = _time_axis(x.axes)  # None: a value from final states
         if any(a.last != x.last for a in seqs):
             self._python(node, op, "mixes final states with per-frame values")
             return [Seq(x.axes, None, last=x.last)] * len(node.proto.output)
@@ -416,7 +481,7 @@ class _Lowerer:
             return self.step(x, ("act", x.buf, act), x.axes, node, "element-wise")
         if op in ("Transpose", "Squeeze", "Unsqueeze", "Reshape"):
             axes = self.layout_op(node, ins, x)
-            feats = lambda ax: [a for a in ax if a not in (1, "T", "N")]
+            feats = lambda ax: [a for a in ax if a != 1 and a not in TN]
             keep = feats(axes) == feats(x.axes)
             if x.buf is not None and keep and _c_layout(axes):
                 return [replace(x, axes=axes)]
@@ -427,7 +492,7 @@ class _Lowerer:
                 if at.get("transA", 0):
                     not_streamable("Gemm with transA reads across frames")
                 w = (w.T if at.get("transB", 0) else w) * at.get("alpha", 1.0)
-            if w.ndim != 2 or x.axes[-1] in ("T", "N") or x.axes[-1] != w.shape[0]:
+            if w.ndim != 2 or x.axes[-1] in TN or x.axes[-1] != w.shape[0]:
                 not_streamable("a matrix product that is not over the feature axis")
             bias = None
             if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
@@ -445,8 +510,12 @@ class _Lowerer:
                 not_streamable("a constant that varies along the time axis")
             return self.affine(node, x, c, swapped=ins[0] is not x)
         if op in ("Add", "Sub", "Mul", "Div", "Pow") and len(seqs) == 2 and (t is None or all(
-                len(a.axes) - a.axes.index("T") == len(x.axes) - t for a in seqs)):
+                _time_axis(a.axes) is not None
+                and len(a.axes) - _time_axis(a.axes) == len(x.axes) - t for a in seqs)):
             a, b = seqs if ins[0] is seqs[0] else seqs[::-1]
+            if a.axes != b.axes and any(c in MERGED for s in seqs for c in s.axes):
+                not_streamable("combines rows of merged time and batch with a value of another "
+                               "layout")
             if op == "Pow" or a.axes != b.axes or a.buf is None or b.buf is None \
                     or not _c_layout(a.axes):
                 return python("element-wise op on two time-path values of different layouts "
@@ -498,7 +567,7 @@ class _Lowerer:
             axes = at.get("axes") if self.g.opset < 18 else (ins[1] if len(ins) > 1 else None)
             axes = range(len(x.axes)) if axes is None or not np.size(axes) else np.reshape(axes, -1)
             axes = {int(a) % len(x.axes) for a in axes}
-            if any(x.axes[a] in ("T", "N") for a in axes):
+            if any(x.axes[a] in TN for a in axes):
                 not_streamable("reduces over the time or batch axis")
             keep = at.get("keepdims", 1)
             return python("ReduceMean over features (no C step)",
@@ -515,7 +584,7 @@ class _Lowerer:
             else:
                 axes = np.asarray(ins[3]).reshape(-1) if len(ins) > 3 and ins[3] is not None \
                     else range(len(np.asarray(ins[1]).reshape(-1)))
-            if any(x.axes[int(a) % len(x.axes)] in ("T", "N") for a in axes):
+            if any(x.axes[int(a) % len(x.axes)] in TN for a in axes):
                 not_streamable("works along the time or batch axis")
             return python(f"{op} over features (no C step)")
         not_streamable("its effect on the time axis is not known")
@@ -523,8 +592,8 @@ class _Lowerer:
     def row_op(self, x, over):
         """True when axes `over` of x are exactly its feature row: no time or batch axis among
         them, and every feature axis of size > 1 inside them."""
-        return _c_layout(x.axes) and all(x.axes[i] not in ("T", "N") for i in over) and all(
-            i in over for i, a in enumerate(x.axes) if a not in ("T", "N", 1))
+        return _c_layout(x.axes) and all(x.axes[i] not in TN for i in over) and all(
+            i in over for i, a in enumerate(x.axes) if a != 1 and a not in TN)
 
     def step(self, x, step, axes, node, what=None):
         if x.buf is None:
@@ -564,7 +633,7 @@ class _Lowerer:
         if op == "Transpose":
             perm = at.get("perm") or list(reversed(range(len(axes))))
             return tuple(axes[p] for p in perm)
-        if op == "Reshape" and "N" not in axes:
+        if op == "Reshape" and not any(a in ("N",) + MERGED for a in axes):
             raise NotStreamable(f"node {name!r} (Reshape): reshapes a value without a batch axis")
         if op in ("Squeeze", "Unsqueeze"):
             spec = at.get("axes") if self.g.opset < 13 else (consts[0] if consts else None)
@@ -592,38 +661,72 @@ class _Lowerer:
         if not at.get("allowzero", 0):
             target = [axes[i] if e == 0 and i < len(axes) else e for i, e in enumerate(target)]
         out = self.reshape_axes(name, axes, target)
-        self.low.reshapes[name] = (tuple(axes), out)
+        if not any(a in MERGED for a in tuple(axes) + out):
+            # (merged rows take no export-time sizes: the graph's own target is right at run time)
+            self.low.reshapes[name] = (tuple(axes), out)
         return out
 
     def reshape_axes(self, name, axes, target):
         """Reshape by meaning: time and batch keep their order (export-time sizes baked into the
-        target are read as them), feature sizes must multiply out; size-1 axes come and go."""
+        target are read as them), feature sizes must multiply out; size-1 axes come and go.
+        Time and batch next to each other may merge into one row axis ([N, T, F] -> [-1, F]: "NT")
+        and a merged row axis may split back (to sizes from shapes, e.g. Shape(y)[:2] + [F])."""
         where = f"node {name!r} (Reshape): "
         src = [a for a in axes if a != 1]
-        tn = [a for a in src if a in ("T", "N")]
+        tn = [a for a in src if a in TN]
         if src[:len(tn)] != tn:
             raise NotStreamable(where + "features come before time or batch; cannot tell which "
                                 "axis is time after it")
-        feat = int(np.prod([a for a in src if a not in ("T", "N")]))
-        out, it, rest = [], iter(tn), []
+        feat = int(np.prod([a for a in src if a not in TN]))
+        rows = "".join(tn)  # the time and batch letters in order, e.g. "NT"
+        if any(a in MERGED for a in tn):
+            # rows merged before: kept merged, or split back into batch and time (no baked sizes)
+            try:
+                return self._reshape_rows(where, [rows], target, feat, baked=False)
+            except NotStreamable:
+                return self._reshape_rows(where, list(rows), target, feat, baked=False)
+        try:
+            return self._reshape_rows(where, tn, target, feat, baked=True)
+        except NotStreamable as e:
+            if len(rows) != 2:
+                raise
+            try:  # time and batch merged into one row axis: rows are frames x slots
+                return self._reshape_rows(where, [rows], target, feat, baked=False)
+            except NotStreamable:
+                raise NotStreamable(f"{e}; nor does it merge time and batch alone into one row "
+                                    "axis (it moves them into features or features into rows)") from None
+
+    def _reshape_rows(self, where, groups, target, feat, baked):
+        """Output axes when the leading non-1 target entries are the row axes `groups` ("T", "N",
+        or a merged "NT"/"TN") and the others the features.  baked: an int > 1 may stand for a row
+        axis (an export-time size); otherwise row entries are the axis itself (from a Shape) or
+        unknown (-1), and sizes must determine the rows."""
+        out, it, rest, row_entries = [], iter(groups), [], []
         for e in target:
             if e == 1:
                 out.append(1)
-            elif len(out) - out.count(1) < len(tn):
+            elif len(out) - out.count(1) < len(groups):
                 sym = next(it)
-                if e not in (sym, -1, None) and not (isinstance(e, int) and e > 1):
+                if e not in (sym, -1, None) and not (baked and isinstance(e, int) and e > 1):
                     raise NotStreamable(where + f"cannot match {e} to the {sym} axis")
                 out.append(sym)
+                row_entries.append(e)
             else:
+                if isinstance(e, str):
+                    raise NotStreamable(where + f"the {e} axis lands among the features, which "
+                                        "mixes time or batch into frames")
                 out.append(e)
                 rest.append(len(out) - 1)
-        if len(out) - out.count(1) - len(rest) != len(tn):
+        if len(out) - out.count(1) - len(rest) != len(groups):
             raise NotStreamable(where + "cannot tell which axes are time and batch (an export-time "
                                 "size of 1 may be baked into the target); it cannot stream")
         unknown = [i for i in rest if out[i] in (-1, None) or not isinstance(out[i], int)]
         known = int(np.prod([out[i] for i in rest if i not in unknown]))
         if len(unknown) > 1 or (unknown and feat % known) or (not unknown and known != feat):
             raise NotStreamable(where + f"feature sizes {[out[i] for i in rest]} do not match {feat}")
+        open_rows = sum(e in (-1, None) for e in row_entries)
+        if not baked and (open_rows > 1 or open_rows and unknown):
+            raise NotStreamable(where + "cannot tell the time and batch sizes from its target")
         for i in unknown:
             out[i] = feat // known
         return tuple(out)

@@ -3,13 +3,23 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .lower import Seq, State
+from .lower import MERGED, Seq, State
 from .validate import coerce_float
 
 
 def _frame_shape(axes, n):
-    """Shape of one frame of a value: its axes with time removed and batch set to n."""
-    return tuple(n if a == "N" else a for a in axes if a != "T")
+    """Shape of one frame of a value: its axes with time removed and batch set to n (a merged
+    time-and-batch row axis holds n rows per frame)."""
+    return tuple(n if a == "N" or a in MERGED else a for a in axes if a != "T")
+
+
+def _split_rows(axes):
+    """axes with a merged row axis ("NT", "TN") written as its two axes."""
+    return tuple(b for a in axes for b in (tuple(a) if a in MERGED else (a,)))
+
+
+def _sizes(axes, T, N):
+    return [T * N if a in MERGED else T if a == "T" else N if a == "N" else a for a in axes]
 
 
 class _StreamBase:
@@ -54,8 +64,14 @@ class _StreamBase:
             h = coerce_float(feeds[name], f"input {name!r}")
             for i, row, layout in uses:
                 H = low.grus[i][2]
-                rows = h[:, row] if layout and h.ndim == 3 and h.shape[1] > row else \
-                    h[row] if not layout and h.ndim == 3 and h.shape[0] > row else None
+                if row is None:  # an [N, H] input the graph unsqueezes into initial_h
+                    if h.shape != (N, H):
+                        raise InvalidArgument(f"input {name!r}: expected an initial state of shape "
+                                              f"[{N}, {H}], got {list(h.shape)}")
+                    rows = h
+                else:
+                    rows = h[:, row] if layout and h.ndim == 3 and h.shape[1] > row else \
+                        h[row] if not layout and h.ndim == 3 and h.shape[0] > row else None
                 if rows is None or rows.shape != (N, H):
                     raise InvalidArgument(
                         f"input {name!r}: expected an initial state with row {row} of shape "
@@ -182,11 +198,12 @@ class Stream(_StreamBase, _core.StreamCore):
         for a in sorted((a for a in wanted if isinstance(a, Seq) and a.buf), key=lambda a: a.last):
             if a.buf - 1 in outs:
                 continue
-            arr = np.empty([T if d == "T" else N if d == "N" else d for d in a.axes], np.float32)
+            axes = _split_rows(a.axes)  # merged rows: filled as [N, T, ...] or [T, N, ...]
+            arr = np.empty(_sizes(axes, T, N), np.float32)
             # a final-state value: every frame writes the same place, the chunk's last one stays
-            st = 0 if a.last else arr.strides[a.axes.index("T")] // 4
-            arrays[a.buf] = (arr, a.axes)
-            outs[a.buf - 1] = (arr, st, arr.strides[a.axes.index("N")] // 4)
+            st = 0 if a.last else arr.strides[axes.index("T")] // 4
+            arrays[a.buf] = (arr, axes)
+            outs[a.buf - 1] = (arr, st, arr.strides[axes.index("N")] // 4)
         saved = {i: self._get(i) for i in new_states}
         try:
             for i, h in new_states.items():
@@ -201,15 +218,19 @@ class Stream(_StreamBase, _core.StreamCore):
             a = low.outputs[name]
             if isinstance(a, Seq) and a.buf:
                 arr, axes = arrays[a.buf]
-                r = arr if axes == a.axes else _relayout(arr, axes, a.axes, T, N)
+                want = _split_rows(a.axes)
+                r = arr if axes == want else _relayout(arr, axes, want, T, N)
+                if want != a.axes:  # merged rows: [T * N, ...] or [N * T, ...]
+                    r = r.reshape(_sizes(a.axes, T, N))
             elif isinstance(a, Seq):
                 r = np.array(feeds[low.time_input])
             elif isinstance(a, State):
                 r = _arrange(np.stack([self._get(i) for i in a.ks]), a.axes)
             else:
                 r = np.array(self._session._graph.constants[name])
-            results.append(r.copy() if id(r) in given else r)
-            given.add(id(r))
+            base = r if r.base is None else r.base  # views of one chunk array are that array
+            results.append(r.copy() if id(base) in given else r)
+            given.add(id(base))
         return results
 
     def reset(self, slots=None):
@@ -314,7 +335,7 @@ class PyStream(_StreamBase):
         x = np.asarray(x)
         y = self.run([self._session._graph.outputs[0].name],
                      {low.time_input: np.expand_dims(x, low.in_axes.index("T"))})[0]
-        if isinstance(head, Seq) and not head.last:
+        if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
         if out is None:
             return y

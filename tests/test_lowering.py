@@ -121,3 +121,301 @@ def test_softmax_before_opset_13_flattens_from_axis():
     stream_matches_run(sess)
     head = helper.make_node("Softmax", ["y"], ["out"], name="sm11_t", axis=0)
     assert not gruinfer.InferenceSession(gru_head([head], opset=11)).plan_info()["streamable"]
+
+
+# ----------------------------------------------------------------------------- initial state [N, H]
+
+def gru_h0(h0_nodes, layout=0, opset=17, inits=()):
+    """X -> GRU with initial_h = "h0_3d" built from the graph input h0 [N, H] by h0_nodes; outputs Y, Y_h.
+    layout 0: X [T, N, I]; layout 1: X [N, T, I] (lift_loop's Unsqueeze and tf2onnx Keras feed the
+    state this way)."""
+    rng = np.random.default_rng(7)
+    W = (rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32)
+    R = (rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32)
+    B = (rng.standard_normal((1, 6 * H)) * 0.5).astype(np.float32)
+    nodes = list(h0_nodes) + [helper.make_node(
+        "GRU", ["X", "W", "R", "B", "", "h0_3d"], ["Y", "Y_h"], name="gru", hidden_size=H,
+        linear_before_reset=1, **({"layout": 1} if layout else {}))]
+    x_shape = ["N", "T", I] if layout else ["T", "N", I]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape),
+                     helper.make_tensor_value_info("h0", TensorProto.FLOAT, ["N", H])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(a, n) for n, a in [("W", W), ("R", R), ("B", B)] + list(inits)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+H0_FORMS = {
+    "unsqueeze_input": ([helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_3d"], name="unsq")], 0, 17,
+                        [("ax", np.array([0], np.int64))]),
+    "unsqueeze_negative_axis": ([helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_3d"], name="unsq")], 0,
+                                17, [("ax", np.array([-3], np.int64))]),
+    "unsqueeze_attribute": ([helper.make_node("Unsqueeze", ["h0"], ["h0_3d"], name="unsq", axes=[0])], 0,
+                            11, []),
+    "identity_then_unsqueeze": ([helper.make_node("Identity", ["h0"], ["h0_id"], name="id"),
+                                 helper.make_node("Unsqueeze", ["h0_id"], ["h0_3d"], name="unsq",
+                                                  axes=[0])], 0, 11, []),
+    "reshape": ([helper.make_node("Reshape", ["h0", "shape"], ["h0_3d"], name="resh")], 0, 17,
+                [("shape", np.array([1, -1, H], np.int64))]),
+    "layout1_unsqueeze_axis1": ([helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_3d"], name="unsq")], 1,
+                                17, [("ax", np.array([1], np.int64))]),
+    "layout1_reshape": ([helper.make_node("Reshape", ["h0", "shape"], ["h0_3d"], name="resh")], 1, 17,
+                        [("shape", np.array([-1, 1, H], np.int64))]),
+}
+
+
+@pytest.mark.parametrize("form", sorted(H0_FORMS))
+def test_initial_state_unsqueezed_from_n_by_h_input(form):
+    """initial_h = Unsqueeze (or Reshape) of an [N, H] graph input: lowered to C; the stream's state
+    feed takes [N, H] as the graph declares it; get_state / set_state as for any GRU."""
+    nodes, layout, opset, inits = H0_FORMS[form]
+    sess = gruinfer.InferenceSession(gru_h0(nodes, layout, opset, inits))
+    info = sess.plan_info()
+    assert info["lowered"] and info["steps"] == ["gru"], info
+    t_ax = 1 if layout else 0
+    x = x_data(2) if not layout else x_data(2).transpose(1, 0, 2).copy()
+    h0 = np.random.default_rng(4).standard_normal((N, H)).astype(np.float32)
+    whole = sess.run(None, {"X": x, "h0": h0})
+    take = lambda a, b: x[a:b] if not layout else x[:, a:b]
+    stream = sess.stream(N)
+    assert stream.lowered
+    parts = [stream.run(None, {"X": take(0, 2), "h0": h0})]
+    parts += [stream.run(None, {"X": take(a, b)}) for a, b in ((2, 3), (3, T))]
+    assert np.abs(np.concatenate([p[0] for p in parts], axis=t_ax) - whole[0]).max() <= 1e-5
+    assert np.abs(parts[-1][1] - whole[1]).max() <= 1e-5
+    # get_state / set_state are [N, H] per GRU node, as without the Unsqueeze
+    stream.reset()
+    stream.set_state({"gru": h0})
+    state = stream.get_state()
+    assert set(state) == {"gru"} and np.array_equal(state["gru"], h0)
+    frames = [stream.step(x[t] if not layout else x[:, t]).copy() for t in range(T)]
+    want = whole[0].transpose(1, 0, 2, 3) if layout else whole[0]  # [T, 1, N, H]
+    assert np.abs(np.stack(frames) - want).max() <= 1e-5
+    assert np.abs(stream.get_state()["gru"] - whole[1].reshape(N, H)).max() <= 1e-5
+    # the feed is [N, H]: the GRU's own [1, N, H] is refused, and a failed call changes nothing
+    before = stream.get_state()["gru"]
+    with pytest.raises(gruinfer.InvalidArgument) as e:
+        stream.run(None, {"X": take(0, 1), "h0": h0[None]})
+    assert "'h0'" in str(e.value)
+    with pytest.raises(gruinfer.InvalidArgument) as e:
+        stream.run(None, {"X": take(0, 1), "h0": np.zeros((N + 1, H), np.float32)})
+    assert "'h0'" in str(e.value) and f"[{N}, {H}]" in str(e.value)
+    assert np.array_equal(stream.get_state()["gru"], before)
+    # other batch sizes: the feed follows the stream's batch
+    s1 = sess.stream(1)
+    got = s1.run(None, {"X": take(0, T)[:, 1:2] if not layout else x[1:2], "h0": h0[1:2]})[1]
+    assert np.abs(got.reshape(H) - whole[1].reshape(N, H)[1]).max() <= 1e-5
+
+
+@pytest.mark.parametrize("nodes, inits, why", [
+    # [N, 1, H] into a layout-0 GRU (needs [1, N, H]): not where the GRU reads num_directions
+    ([helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_3d"], name="unsq")],
+     [("ax", np.array([1], np.int64))], "not where the GRU reads it"),
+    ([helper.make_node("Reshape", ["h0", "shape"], ["h0_3d"], name="resh")],
+     [("shape", np.array([-1, 1, H], np.int64))], "not where the GRU reads it"),
+    # a Reshape that could move batch into the hidden axis
+    ([helper.make_node("Reshape", ["h0", "shape"], ["h0_3d"], name="resh")],
+     [("shape", np.array([1, H, -1], np.int64))], "[1, -1, H]"),
+    # Unsqueeze of a computed value (not the input itself)
+    ([helper.make_node("Relu", ["h0"], ["h0_r"], name="relu"),
+      helper.make_node("Unsqueeze", ["h0_r", "ax"], ["h0_3d"], name="unsq")],
+     [("ax", np.array([0], np.int64))], "'relu'"),
+])
+def test_initial_state_forms_not_followed(nodes, inits, why):
+    sess = gruinfer.InferenceSession(gru_h0(nodes, 0, 17, inits))
+    info = sess.plan_info()
+    assert not info["streamable"] and why in info["reason"], info
+    with pytest.raises(gruinfer.NotStreamable):
+        sess.stream(N)
+
+
+# ----------------------------------------------------------------------------- time and batch merged
+
+F = 5
+
+
+def _flat_head(rows_from, restore_from, extra=(), gemm=True, bf=False, restore=True):
+    """(nodes, inits) for y [T, N, H] (or its batch-first Transpose "v" when bf) -> Reshape(rows_from)
+    -> Gemm or MatMul to F -> Relu -> Softmax (extra nodes on "s" -> "s2") -> Reshape(restore_from) = out."""
+    rng = np.random.default_rng(11)
+    src = "v" if bf else "y"
+    nodes = ([helper.make_node("Transpose", ["y"], ["v"], name="to_bf", perm=[1, 0, 2])] if bf else []) + [
+        helper.make_node("Reshape", [src, "rows_shape"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wt", "b"], ["g"], name="gemm", transB=1) if gemm else
+        helper.make_node("MatMul", ["flat", "w"], ["g"], name="matmul"),
+        helper.make_node("Relu", ["g"], ["r"], name="relu"),
+        helper.make_node("Softmax", ["r"], ["s"], name="softmax", axis=-1)] + list(extra)
+    last = extra[-1].output[0] if extra else "s"
+    if restore:
+        nodes += [helper.make_node("Shape", [restore_from], ["shp"], name="shape"),
+                  helper.make_node("Slice", ["shp", "z", "two"], ["lead"], name="lead"),
+                  helper.make_node("Concat", ["lead", "feat"], ["back"], name="cat", axis=0),
+                  helper.make_node("Reshape", [last, "back"], ["out"], name="restore")]
+    else:
+        nodes += [helper.make_node("Identity", [last], ["out"], name="flat_out")]
+    w = rng.standard_normal((H, F)).astype(np.float32)
+    inits = [("rows_shape", np.asarray(rows_from, np.int64)), ("wt", w.T.copy()), ("w", w),
+             ("b", rng.standard_normal(F).astype(np.float32)), ("z", np.array([0], np.int64)),
+             ("two", np.array([2], np.int64)), ("feat", np.array([F], np.int64))]
+    return nodes, inits
+
+
+@pytest.mark.parametrize("gemm", [True, False])
+def test_time_and_batch_merged_for_a_dense_head_lowers(gemm):
+    """nnx.Linear on [.., T, H]: Reshape to [-1, H] (rows = frames x slots) -> Gemm -> row-wise ops ->
+    Reshape back to Shape(y)[:2] + [F]: all C steps, equal to sess.run chunk by chunk and frame by frame."""
+    sess = gruinfer.InferenceSession(gru_head(*_flat_head([-1, H], "y", gemm=gemm)))
+    info = sess.plan_info()
+    assert info["lowered"] and info["steps"] == ["gru", "dense", "act", "softmax"], info
+    stream = stream_matches_run(sess)
+    assert stream.lowered
+    assert stream.step(x_data()[0]).shape == (N, F)
+
+
+def test_batch_first_merge_restored_from_the_pre_flatten_shape():
+    """[N, T, H] -> [-1, 1, H] (N outer) -> MatMul -> Reshape to Shape(v)[:2] + [F] -> Transpose back."""
+    back = helper.make_node("Transpose", ["out_bf"], ["out"], name="to_tm", perm=[1, 0, 2])
+    nodes, inits = _flat_head([-1, 1, H], "v", gemm=False, bf=True)
+    nodes[-1].output[0] = "out_bf"
+    sess = gruinfer.InferenceSession(gru_head(nodes + [back], inits))
+    info = sess.plan_info()
+    assert info["lowered"] and info["steps"] == ["gru", "dense", "act", "softmax"], info
+    stream_matches_run(sess)
+
+
+def test_merged_rows_as_an_output():
+    """The merged value itself as the first output ([T * N, F], time outer): each chunk gives its
+    k * N rows, step() the frame's N rows."""
+    sess = gruinfer.InferenceSession(gru_head(*_flat_head([-1, H], "y", restore=False)))
+    assert sess.plan_info()["lowered"]
+    x = x_data()
+    whole = sess.run(None, {"X": x})
+    assert whole[0].shape == (T * N, F)
+    stream = sess.stream(N)
+    parts = [stream.run(None, {"X": x[a:b]})[0] for a, b in ((0, 1), (1, 5), (5, T))]
+    assert [p.shape for p in parts] == [(N, F), (4 * N, F), ((T - 5) * N, F)]
+    assert np.abs(np.concatenate(parts) - whole[0]).max() <= 1e-5
+    stream.reset()
+    frames = [stream.step(x[t]).copy() for t in range(T)]
+    assert np.abs(np.concatenate(frames) - whole[0]).max() <= 1e-5
+
+
+def test_merged_rows_on_the_python_path():
+    """An op the C plan lacks (Exp) on merged rows: the declared Python path, still frame by frame."""
+    exp = helper.make_node("Exp", ["s"], ["s2"], name="exp")
+    sess = gruinfer.InferenceSession(gru_head(*_flat_head([-1, H], "y", extra=[exp])))
+    info = sess.plan_info()
+    assert info["streamable"] and not info["lowered"]
+    # the Exp, and the restoring Reshape of its Python-path result
+    assert [(n, o) for n, o, _ in info["not_lowered"]] == [("exp", "Exp"), ("restore", "Reshape")]
+    assert not stream_matches_run(sess).lowered
+
+
+@pytest.mark.parametrize("case, name, why", [
+    # time mixed into features: [N, T, H] -> [N, T * H] (0 copies N)
+    ("bf_time_into_features", "flatten", None),
+    # rows mixed into features: [T, N, H] -> [-1, 2 * H]
+    ("rows_into_features", "flatten", "do not match"),
+    # merged T-outer rows split back as [N, T]: frames would be reshuffled
+    ("restore_swapped", "restore", "cannot match"),
+    # softmax over the merged rows normalises over time
+    ("softmax_over_rows", "over_rows", "time axis"),
+    # a merged value combined with a value of another layout
+    ("merged_plus_unmerged", "mix", "another layout"),
+])
+def test_merges_that_mix_time_are_not_streamable(case, name, why):
+    extra = []
+    if case == "bf_time_into_features":
+        nodes, inits = _flat_head([0, -1], "v", bf=True, restore=False)
+        nodes = nodes[:2] + [helper.make_node("Identity", ["flat"], ["out"], name="o")]
+    elif case == "rows_into_features":
+        nodes, inits = _flat_head([-1, 2 * H], "y", restore=False)
+        nodes = nodes[:1] + [helper.make_node("Identity", ["flat"], ["out"], name="o")]
+    elif case == "restore_swapped":
+        nodes, inits = _flat_head([-1, H], "v", restore=True)
+        nodes.insert(0, helper.make_node("Transpose", ["y"], ["v"], name="to_bf", perm=[1, 0, 2]))
+    elif case == "softmax_over_rows":
+        extra = [helper.make_node("Softmax", ["s"], ["s2"], name="over_rows", axis=0)]
+        nodes, inits = _flat_head([-1, H], "y", extra=extra)
+    else:
+        extra = [helper.make_node("Add", ["s", "y_f"], ["s2"], name="mix"),
+                 helper.make_node("Identity", ["s2"], ["out"], name="o")]
+        nodes, inits = _flat_head([-1, H], "y", restore=False)
+        # [T * N, F] + [N, T, F] (same distance from time to the end, different rows)
+        nodes = nodes[:-1] + [helper.make_node("Transpose", ["y"], ["v"], name="to_bf", perm=[1, 0, 2]),
+                              helper.make_node("Slice", ["v", "z", "f5", "two"], ["y_f"], name="cut")] \
+            + extra
+        inits.append(("f5", np.array([F], np.int64)))
+    sess = gruinfer.InferenceSession(gru_head(nodes, inits))
+    info = sess.plan_info()
+    assert not info["streamable"], info
+    assert repr(name) in info["reason"] and (why is None or why in info["reason"]), info["reason"]
+    with pytest.raises(gruinfer.NotStreamable):
+        sess.stream(N)
+
+
+@pytest.mark.parametrize("name", ["keras_gru_ra1_seq1", "keras_gru_ra0_seq1", "keras_gru_ra1_seq0"])
+def test_keras_loop_started_from_a_state_input_streams(name):
+    """tf2onnx Keras GRU given an initial state: the Loop's carried state starts from a graph input
+    h0 [N, H] (here the exported zeros are replaced by one).  Lifted, that is Unsqueeze(h0) into
+    initial_h: it streams in C with h0 fed as [N, H]."""
+    import os
+
+    import onnx
+    import onnxruntime as ort
+
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+    m = onnx.load(os.path.join(fixtures, name + ".onnx"))
+    (loop,) = [n for n in m.graph.node if n.op_type == "Loop"]
+    loop.input[3] = "h0"  # the carried state (after the trip count, condition and time counter)
+    m.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, ["batch", 6]))
+    model = m.SerializeToString()
+    sess = gruinfer.InferenceSession(model)
+    info = sess.plan_info()
+    assert info["lowered"] and "lifted into GRU" in info["loops"][0] and "zero" not in info["loops"][0]
+    x = np.load(os.path.join(fixtures, name + ".npz"))["x_0"]
+    x_name, (n, t) = sess.get_inputs()[0].name, x.shape[:2]
+    h0 = np.random.default_rng(0).standard_normal((n, 6)).astype(np.float32)
+    (want,) = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {x_name: x, "h0": h0})
+    assert np.abs(sess.run(None, {x_name: x, "h0": h0})[0] - want).max() <= 1e-5
+    stream = sess.stream(n)
+    chunks = [stream.run(None, {x_name: x[:, :2], "h0": h0})[0]]
+    chunks += [stream.run(None, {x_name: x[:, a:a + 2]})[0] for a in range(2, t, 2)]
+    got = np.concatenate(chunks, axis=1) if want.ndim == 3 else chunks[-1]
+    assert np.abs(got - want).max() <= 1e-5
+    stream.reset()
+    (gru_name,) = stream.get_state()
+    stream.set_state({gru_name: h0})
+    frames = [stream.step(x[:, a]).copy() for a in range(t)]
+    got = np.stack(frames, axis=1) if want.ndim == 3 else frames[-1]
+    assert np.abs(got.reshape(want.shape) - want).max() <= 1e-5
+
+
+def test_initial_state_unsqueezed_on_the_python_path():
+    """The same [N, H] state feed when an op the C plan lacks (Exp) keeps the stream in Python."""
+    nodes = [helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_3d"], name="unsq")]
+    m = gru_h0(nodes, 0, 17, [("ax", np.array([0], np.int64))])
+    m.graph.node.append(helper.make_node("Exp", ["Y"], ["E"], name="exp"))
+    m.graph.output.insert(0, helper.make_tensor_value_info("E", TensorProto.FLOAT, None))
+    sess = gruinfer.InferenceSession(m.SerializeToString())
+    info = sess.plan_info()
+    assert info["streamable"] and not info["lowered"]
+    x = x_data(3)
+    h0 = np.random.default_rng(5).standard_normal((N, H)).astype(np.float32)
+    whole = sess.run(None, {"X": x, "h0": h0})
+    stream = sess.stream(N)
+    assert not stream.lowered
+    parts = [stream.run(None, {"X": x[:4], "h0": h0}), stream.run(None, {"X": x[4:]})]
+    for j in range(2):
+        assert np.abs(np.concatenate([p[j] for p in parts]) - whole[j]).max() <= 1e-5
+    assert np.abs(parts[-1][2] - whole[2]).max() <= 1e-5
+    stream.reset()
+    stream.set_state({"gru": h0})
+    frames = [stream.step(x[t]).copy() for t in range(T)]
+    assert np.abs(np.stack(frames) - whole[0]).max() <= 1e-5
+    with pytest.raises(gruinfer.InvalidArgument):
+        stream.run(None, {"X": x[:1], "h0": np.zeros((N + 1, H), np.float32)})

@@ -33,15 +33,6 @@ TOL = 1e-5
 # Outputs whose declared meaning the exporter gets wrong: (fixture, output index) -> why.
 EXPORTER_WRONG = {("paddle_gru2", 1): "paddle2onnx declares [2, N, H] final states but computes only the "
                                       "last layer's [1, N, H]"}
-# Causal models gruinfer does not stream yet, with the reason (see NOT_STREAMED_WHY).
-NOT_STREAMED = {
-    # lift_loop feeds the [N, H] graph input h0 to the GRU through Unsqueeze(axis 0); lower.py follows
-    # a feed into initial_h only directly or through a one-row Slice.
-    "jax_gru_scan_h0": "initial_h is Unsqueeze(graph input h0)",
-    # nnx.Linear on [N, T, H] is Reshape to [-1, H] -> Gemm -> Reshape to Shape(y)[:2] + [3]; lower.py
-    # does not read the flattening of time and batch into one row axis.
-    "jax_gru2_dense": "Reshape flattening time and batch before the Gemm",
-}
 # Non-causal: go_backwards reverses time with Gather(x, Range(T - 1, -1, -1)) before the GRU.
 NOT_CAUSAL = {"jax_keras_gru_backwards"}
 RUNS = ALL
@@ -177,29 +168,27 @@ def _assert_streams(name, sess):
                                            rtol=0, atol=TOL)
             else:
                 np.testing.assert_allclose(chunks[-1][j], whole[j], rtol=0, atol=TOL)
-        if len(extra) == 1:
-            stream.reset()
-            frames = [stream.step(x[:, i]).copy() for i in range(T)]
-            if whole[0].ndim == 3:
-                np.testing.assert_allclose(np.stack(frames, axis=1).reshape(whole[0].shape), whole[0],
-                                           rtol=0, atol=TOL)
-            else:
-                np.testing.assert_allclose(frames[-1].reshape(whole[0].shape), whole[0], rtol=0, atol=TOL)
+        stream.reset()
+        x_name = sess.get_inputs()[0].name
+        states = {n: v for n, v in extra.items() if n != x_name}
+        frames = []
+        if states:  # step() takes frames only: initial states go in with a one-frame run first
+            first = stream.run(None, {x_name: x[:, :1], **states})[0]
+            frames.append(first[:, 0] if whole[0].ndim == 3 else first)
+        frames += [stream.step(x[:, i]).copy() for i in range(len(frames), T)]
+        if whole[0].ndim == 3:
+            np.testing.assert_allclose(np.stack(frames, axis=1).reshape(whole[0].shape), whole[0],
+                                       rtol=0, atol=TOL)
+        else:
+            np.testing.assert_allclose(frames[-1].reshape(whole[0].shape), whole[0], rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("name", [n for n in RUNS if n not in NOT_STREAMED and n not in NOT_CAUSAL])
+# Every causal fixture streams, jax_gru_scan_h0 (initial_h is Unsqueeze(axis 0) of the [N, H] graph
+# input h0) and jax_gru2_dense (nnx.Linear as Reshape [-1, H] -> Gemm -> Reshape to Shape(y)[:2] + [F])
+# included.
+@pytest.mark.parametrize("name", [n for n in RUNS if n not in NOT_CAUSAL])
 def test_streams_in_uneven_chunks(name):
     _assert_streams(name, gruinfer.InferenceSession(path(name)))
-
-
-@pytest.mark.parametrize("name", sorted(NOT_STREAMED))
-def test_not_yet_streamed(name):
-    """Causal models lower.py does not follow yet: the clear error, not a wrong stream.
-    When lower.py learns the pattern, this fails: move the fixture to test_streams_in_uneven_chunks."""
-    sess = gruinfer.InferenceSession(path(name))
-    assert not sess.plan_info()["streamable"]
-    with pytest.raises(gruinfer.NotStreamable):
-        sess.stream(batch_size=2)
 
 
 # ----------------------------------------------------------------------------- edited jax2onnx bodies
