@@ -103,6 +103,8 @@ def lower(graph, kernel):
             "a stream takes frames of exactly one graph input")
     time_input = sources.pop()
     shape = inputs[time_input].shape
+    if shape is None and grus[0].proto.input[0] == time_input:
+        shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
     if shape is None or len(shape) < 2:
         raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time and batch)")
     first = None

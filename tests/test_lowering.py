@@ -419,3 +419,30 @@ def test_initial_state_unsqueezed_on_the_python_path():
     assert np.abs(np.stack(frames) - whole[0]).max() <= 1e-5
     with pytest.raises(gruinfer.InvalidArgument):
         stream.run(None, {"X": x[:1], "h0": np.zeros((N + 1, H), np.float32)})
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+def test_gru_input_without_declared_shape_streams(layout):
+    """A graph input with no declared shape feeding a GRU's X directly is rank 3 by the GRU: it streams."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    H = 8
+    rng = np.random.default_rng(layout)
+    W = rng.uniform(-.3, .3, (1, 3 * H, H)).astype(np.float32)
+    R = rng.uniform(-.3, .3, (1, 3 * H, H)).astype(np.float32)
+    node = helper.make_node("GRU", ["x", "W", "R"], ["y", "yh"], hidden_size=H, layout=layout)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("yh", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    sess = gruinfer.InferenceSession(model)
+    x = rng.standard_normal((5, 3, H) if layout == 0 else (3, 5, H)).astype(np.float32)
+    y, _ = sess.run(None, {"x": x})
+    stream = sess.stream(3)
+    parts = [stream.run(["y"], {"x": x[t:t + 2] if layout == 0 else x[:, t:t + 2]})[0]
+             for t in range(0, 5, 2)]
+    assert sess.plan_info()["lowered"]
+    np.testing.assert_allclose(np.concatenate(parts, axis=layout), y, rtol=0, atol=1e-5)
