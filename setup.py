@@ -32,7 +32,7 @@ if IS_X86:
 
 BASE_FLAGS = ["-O2", "-std=c11", "-fno-math-errno"] if sys.platform != "win32" else []
 if os.environ.get("GRUINFER_NATIVE") == "1":
-    BASE_FLAGS.append("-march=native")
+    BASE_FLAGS.append("-march=native")  # local builds only: GRUINFER_NATIVE=1
 
 
 class BuildExt(build_ext):
