@@ -13,7 +13,7 @@ struct gruinfer_stream {
     float **h;             /* [n]: GRU states [N][Hp], NULL for other steps */
     float *xp;             /* [TB*N][3Hp] for the widest GRU */
     float *scratch;        /* cell scratch for the widest GRU */
-    const float **rows;    /* [N] */
+    const float **rows;    /* [threads][N]: the rows each team member steps */
     float *mem;
 };
 
