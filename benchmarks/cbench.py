@@ -1,66 +1,23 @@
 """cbench.py: builds c_step_bench.c against the library's C sources (as tests/test_c_api.py does, with setup.py's per-ISA flags) in a temporary directory and runs it."""
 import argparse
-import ast
-import os
-import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src_c"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src_c"))
+from cbuild import (LINK_FLAGS, SRC, BuildFailed, compiler, isa_flags,  # noqa: E402
+                    library_sources)
+
 BENCH_C = Path(__file__).resolve().parent / "c_step_bench.c"
-IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64", "x86-64")
 # The library gets the flags the extension is built with (setup.py's base flags,
 # with NDEBUG as Python's build adds it; never -march=native: the kernels are
 # the shipped ones); only the benchmark's own file may use -march=native, for
 # the widest loads in its memory-read loop.
 LIB_CFLAGS = ["-std=c11", "-O2", "-fno-math-errno", "-DNDEBUG"]
 BENCH_CFLAGS = ["-std=c11", "-O2", "-fno-math-errno"]
-DEFAULT_ISA_FLAGS = {"kernels_avx2.c": ["-mavx2", "-mfma"],
-                     "kernels_avx512.c": ["-mavx512f", "-mfma"]}
-
-
-class BuildFailed(Exception):
-    pass
-
-
-def compiler():
-    cc = os.environ.get("CC", "").strip()
-    if cc:
-        cmd = shlex.split(cc)
-        if shutil.which(cmd[0]):
-            return cmd
-        raise BuildFailed(f"CC={cc!r} is set but {cmd[0]!r} is not on PATH")
-    for name in ("cc", "gcc", "clang"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    raise BuildFailed("no C compiler found (set CC or install cc/gcc/clang)")
-
-
-def isa_flags():
-    """Per-file ISA flags, read from setup.py's ISA_FLAGS literal without running setup()."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "ISA_FLAGS"):
-            try:
-                return ast.literal_eval(node.value)
-            except ValueError:
-                break
-    return DEFAULT_ISA_FLAGS
-
-
-def library_sources():
-    srcs = sorted(SRC.glob("*.c"))
-    if IS_X86_64:
-        srcs += sorted((SRC / "x86").glob("*.c"))
-    return srcs
 
 
 def _run(args):
@@ -90,7 +47,7 @@ def build(out_dir):
         raise BuildFailed("compilation failed:\n" + "\n".join(errors))
     exe = out_dir / "c_step_bench"
     objs = [a[a.index("-o") + 1] for a in jobs]
-    args, r = _run(cc + objs + ["-o", str(exe), "-lm"])
+    args, r = _run(cc + objs + ["-o", str(exe)] + LINK_FLAGS)
     if r.returncode:
         raise BuildFailed(f"link failed:\n$ {shlex.join(args)}\n{r.stdout}{r.stderr}")
     return exe, bench_flags

@@ -1,68 +1,21 @@
 """Builds tests/c/test_gru_api.c against the library's C sources alone (no Python) with the system C compiler, warnings as errors, and runs it."""
 import ast
 import os
-import platform
 import re
 import shlex
-import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src_c"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src_c"))
+from cbuild import (IS_X86_64, LINK_FLAGS, ROOT, SRC, BuildFailed, compiler,  # noqa: E402
+                    isa_flags, library_sources, setup_py)
+
 TEST_C = Path(__file__).resolve().parent / "c" / "test_gru_api.c"
-IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64", "x86-64")
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-math-errno"]
-# Fallback when setup.py's ISA_FLAGS cannot be read as a literal.
-DEFAULT_ISA_FLAGS = {"kernels_avx2.c": ["-mavx2", "-mfma"],
-                     "kernels_avx512.c": ["-mavx512f", "-mfma"]}
-
-
-class BuildFailed(Exception):
-    """The C test program could not be built: reported as a test failure, never a skip."""
-
-
-def compiler():
-    """The C compiler command: $CC if set (may carry arguments), else cc / gcc / clang on PATH."""
-    cc = os.environ.get("CC", "").strip()
-    if cc:
-        cmd = shlex.split(cc)
-        if shutil.which(cmd[0]):
-            return cmd
-        raise BuildFailed(f"CC={cc!r} is set but {cmd[0]!r} is not an executable on PATH; "
-                          "the C API test needs a working C compiler")
-    for name in ("cc", "gcc", "clang"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    raise BuildFailed("no C compiler found (set CC or install cc/gcc/clang): the C API "
-                      "(src_c/gru.h) is part of the product and must be tested")
-
-
-def _setup_py():
-    return ast.parse((ROOT / "setup.py").read_text())
-
-
-def isa_flags():
-    """Per-file ISA flags, read from setup.py's ISA_FLAGS literal without running setup()."""
-    for node in _setup_py().body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "ISA_FLAGS"):
-            try:
-                return ast.literal_eval(node.value)
-            except ValueError:
-                break
-    return DEFAULT_ISA_FLAGS
-
-
-def library_sources():
-    srcs = sorted(SRC.glob("*.c"))
-    if IS_X86_64:
-        srcs += sorted((SRC / "x86").glob("*.c"))
-    return srcs
 
 
 # Builds: the product's optimised build, and one under AddressSanitizer + UBSan
@@ -113,7 +66,7 @@ def build_program(kind, out):
     if errors:
         raise BuildFailed("compilation failed (warnings are errors):\n" + "\n".join(errors))
     exe = out / "test_gru_api"
-    link = cc + build + [str(o) for _, o, _ in jobs] + ["-o", str(exe), "-lm"]
+    link = cc + build + [str(o) for _, o, _ in jobs] + ["-o", str(exe)] + LINK_FLAGS
     r = subprocess.run(link, capture_output=True, text=True)
     if r.returncode != 0:
         raise BuildFailed(f"link failed:\n$ {shlex.join(link)}\n{r.stdout}{r.stderr}")
@@ -172,7 +125,7 @@ def test_setup_py_builds_every_c_source():
     """The sources this test compiles (a glob) are the ones setup.py's C_SOURCES builds
     into the extension (read from its literals, setup() not run)."""
     listed = []
-    for node in ast.walk(_setup_py()):
+    for node in ast.walk(setup_py()):
         target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
         if isinstance(target, ast.Name) and target.id == "C_SOURCES":
             listed += ast.literal_eval(node.value)
