@@ -41,13 +41,6 @@ static inline int64_t gruinfer_cell_scratch(const gruinfer_gru *m, int64_t N)
     return N * 4 * m->Hp;
 }
 
-/* One time step of direction d for N rows.
- *   xrow[n]: the input projection of row n ([3Hp], biases included).
- *   h: the states [N][Hp], updated in place for rows with active[n] != 0
- *      (every row when active is NULL).
- *   scratch: gruinfer_cell_scratch(m, N) floats.
- *   team: NULL for one thread; else every thread of the team makes the same
- *   call (same xrow, h, scratch) with its own tid. */
 /* Layers narrower than this run on one thread: a step is too short to share. */
 #define GRUINFER_THREADS_MIN_HIDDEN 512
 
@@ -73,19 +66,19 @@ static inline void gruinfer_team_units(const gruinfer_team *team, int64_t Hp, in
     *j1 = team ? units * (team->tid + 1) / team->n * GRUINFER_PAD : Hp;
 }
 
-static inline void gruinfer_gru_cell_team(const gruinfer_gru *m, int d, int64_t N,
-                                          const float *const *xrow, float *h,
-                                          const unsigned char *active, float *scratch,
-                                          const gruinfer_team *team)
-{
-    m->k->cell(m, d, N, xrow, h, active, scratch, team);
-}
-
+/* One time step of direction d for N rows.
+ *   xrow[n]: the input projection of row n ([3Hp], biases included).
+ *   h: the states [N][Hp], updated in place for rows with active[n] != 0
+ *      (every row when active is NULL).
+ *   scratch: gruinfer_cell_scratch(m, N) floats.
+ *   team: NULL for one thread; else every member of the team makes the call
+ *   with the same rows, h and scratch, and its own tid. */
 static inline void gruinfer_gru_cell(const gruinfer_gru *m, int d, int64_t N,
                                      const float *const *xrow, float *h,
-                                     const unsigned char *active, float *scratch)
+                                     const unsigned char *active, float *scratch,
+                                     const gruinfer_team *team)
 {
-    m->k->cell(m, d, N, xrow, h, active, scratch, NULL);
+    m->k->cell(m, d, N, xrow, h, active, scratch, team);
 }
 
 /* xp[i] = X[i] . W_d^T + bias for `rows` input rows lda apart; xp rows 3Hp apart. */

@@ -49,8 +49,8 @@ static void run_share(void *arg, const gruinfer_team *tm)
                 active[n] = s < len;
                 rows[n] = c->xp + (t * c->xt + n * c->xn) * w;
             }
-            gruinfer_gru_cell_team(m, (int)d, N, rows, c->h, c->padded ? active : NULL,
-                                   c->scratch, tm);
+            gruinfer_gru_cell(m, (int)d, N, rows, c->h, c->padded ? active : NULL,
+                              c->scratch, tm);
             if (!c->Y || j1 <= j0)
                 continue;
             for (int64_t n = 0; n < N; n++) {

@@ -200,7 +200,7 @@ static void gru_block_share(void *arg, const gruinfer_team *tm)
     for (int64_t t = 0; t < b->tb; t++) {
         for (int64_t n = 0; n < N; n++)
             xrow[n] = s->xp + (t * N + n) * w;
-        gruinfer_gru_cell_team(m, 0, N, xrow, s->h[b->k], NULL, s->scratch, tm);
+        gruinfer_gru_cell(m, 0, N, xrow, s->h[b->k], NULL, s->scratch, tm);
         for (int64_t n = 0; n < N && j1 > j0; n++)
             memcpy(b->out + (t * N + n) * Hp + j0, s->h[b->k] + n * Hp + j0,
                    (size_t)(j1 - j0) * sizeof(float));
