@@ -239,8 +239,8 @@ def markdown(res, args):
          f"rounds would take over {args.max_seconds:.0f} s), engines alternating in a "
          f"rotating order; ratios are onnxruntime time / gruinfer time of the medians (> 1: "
          f"gruinfer faster), [min-max] of the per-round ratios in brackets.",
-         f"- Models: one forward GRU layer, input size = hidden size H, linear_before_reset=1, "
-         f"ONNX opset 14; the same weights in every engine.", ""]
+         "- Models: one forward GRU layer, input size = hidden size H, linear_before_reset=1, "
+         "ONNX opset 14; the same weights in every engine.", ""]
 
     if "frame" in res or "seq" in res:
         L += ["## Floors of issue 4 (onnxruntime time / gruinfer time)", ""]

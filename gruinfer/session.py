@@ -47,6 +47,7 @@ class InferenceSession:
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
         self._lowered = None
+        self._const_ids = {id(a) for a in self._graph.constants.values()}
 
     def get_inputs(self):
         """The inputs a feed must give (initializers that are also inputs are left out, as in onnxruntime)."""
