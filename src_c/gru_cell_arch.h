@@ -69,15 +69,29 @@ static void NAME(cell)(const gruinfer_gru *m, int d, int64_t N, const float *con
         NAME(gemm_panels)(N, Hp, H, h, Hp, m->Rh[d], m->rbh[d], hp + 2 * Hp, w, team);
     NAME(sync)(team);
 
+#ifdef VLEN
+    /* SIMD kernels, default activations (f sigmoid, g tanh) with linear_before_reset:
+     * the whole gate math of a vector of units in registers, one pass. */
+    if (lbr && f->kind == GRUINFER_ACT_SIGMOID && g->kind == GRUINFER_ACT_TANH) {
+        for (int64_t n = 0; n < N && nj > 0; n++)
+            if (!active || active[n])
+                NAME(gates_lbr)(hp + n * w + j0, xrow[n] + j0, h + n * Hp + j0, Hp, nj,
+                                has_clip, c);
+        NAME(sync)(team);
+        return;
+    }
+#endif
     for (int64_t n = 0; n < N && nj > 0; n++)
-        for (int gate = 0; gate < 2; gate++) {
+        for (int gate = 0; gate < (nj == Hp ? 1 : 2); gate++) {
+            /* z and r side by side: one pass over both when this call owns every unit */
+            const int64_t len = nj == Hp ? 2 * Hp : nj;
             float *restrict zr = hp + n * w + gate * Hp + j0;
             const float *restrict x = xrow[n] + gate * Hp + j0;
-            for (int64_t j = 0; j < nj; j++)
+            for (int64_t j = 0; j < len; j++)
                 zr[j] += x[j];
             if (has_clip)
-                NAME(clip)(zr, nj, c);
-            NAME(apply)(m->k, f, zr, nj);
+                NAME(clip)(zr, len, c);
+            NAME(apply)(m->k, f, zr, len);
         }
     if (!lbr) {
         for (int64_t n = 0; n < N; n++) {

@@ -110,22 +110,53 @@ static inline void NAME(row_full)(int64_t k, const float *a, const float *b, con
     vstore(c + 2 * VLEN, s2 + t2); vstore(c + 3 * VLEN, s3 + t3);
 }
 
-/* One row against a narrower panel slice of w floats a row (w a multiple of
- * VLEN below PANEL): one output vector at a time, two accumulators each. */
+/* One row against a narrower panel slice of nq vectors a row (nq < 4, w = nq
+ * * VLEN floats): every vector at once, inputs split four ways (two for three
+ * vectors) so that eight or more FMAs are in flight even for short k. */
+static inline __attribute__((always_inline)) void NAME(row_nq)(int64_t k, const int nq,
+                                                                const float *a, const float *b,
+                                                                const float *bias, int acc,
+                                                                float *c)
+{
+    const int64_t w = nq * VLEN;
+    vf s0 = INIT(0), s1 = nq > 1 ? INIT(1) : (vf){0}, s2 = nq > 2 ? INIT(2) : (vf){0};
+    vf t0 = {0}, t1 = {0}, t2 = {0}, u0 = {0}, u1 = {0}, v0 = {0}, v1 = {0};
+    int64_t p = 0;
+    if (nq < 3)
+        for (; p + 4 <= k; p += 4, b += 4 * w) {
+            const vf x0 = vsplat(a[p]), x1 = vsplat(a[p + 1]);
+            const vf x2 = vsplat(a[p + 2]), x3 = vsplat(a[p + 3]);
+            s0 += x0 * vload(b); t0 += x1 * vload(b + w);
+            u0 += x2 * vload(b + 2 * w); v0 += x3 * vload(b + 3 * w);
+            if (nq > 1) {
+                s1 += x0 * vload(b + VLEN); t1 += x1 * vload(b + w + VLEN);
+                u1 += x2 * vload(b + 2 * w + VLEN); v1 += x3 * vload(b + 3 * w + VLEN);
+            }
+        }
+    for (; p + 2 <= k; p += 2, b += 2 * w) {
+        const vf x0 = vsplat(a[p]), x1 = vsplat(a[p + 1]);
+        s0 += x0 * vload(b); t0 += x1 * vload(b + w);
+        if (nq > 1) { s1 += x0 * vload(b + VLEN); t1 += x1 * vload(b + w + VLEN); }
+        if (nq > 2) { s2 += x0 * vload(b + 2 * VLEN); t2 += x1 * vload(b + w + 2 * VLEN); }
+    }
+    if (p < k) {
+        const vf x0 = vsplat(a[p]);
+        s0 += x0 * vload(b);
+        if (nq > 1) s1 += x0 * vload(b + VLEN);
+        if (nq > 2) s2 += x0 * vload(b + 2 * VLEN);
+    }
+    vstore(c, (s0 + t0) + (u0 + v0));
+    if (nq > 1) vstore(c + VLEN, (s1 + t1) + (u1 + v1));
+    if (nq > 2) vstore(c + 2 * VLEN, s2 + t2);
+}
+
 static inline void NAME(row_part)(int64_t k, int64_t w, const float *a, const float *b,
                                   const float *bias, int acc, float *c)
 {
-    for (int64_t q = 0; q < w / VLEN; q++) {
-        vf s = INIT(q), t = {0};
-        const float *bq = b + q * VLEN;
-        int64_t p = 0;
-        for (; p + 2 <= k; p += 2, bq += 2 * w) {
-            s += vsplat(a[p]) * vload(bq);
-            t += vsplat(a[p + 1]) * vload(bq + w);
-        }
-        if (p < k)
-            s += vsplat(a[p]) * vload(bq);
-        vstore(c + q * VLEN, s + t);
+    switch (w / VLEN) {
+    case 1: NAME(row_nq)(k, 1, a, b, bias, acc, c); break;
+    case 2: NAME(row_nq)(k, 2, a, b, bias, acc, c); break;
+    default: NAME(row_nq)(k, 3, a, b, bias, acc, c); break;
     }
 }
 #undef INIT
@@ -192,44 +223,27 @@ static void NAME(gemm)(int64_t m, int64_t n, int64_t k, const float *A, int64_t 
     }
 }
 
-/* exp(x) for x in [-88, 88] (Cephes expf: range reduction by ln 2, degree-6 polynomial). */
-static inline vf vexp(vf x)
-{
-    x = vmin(vmax(x, vsplat(-87.3f)), vsplat(88.3f));
-    const vf magic = vsplat(12582912.0f); /* 1.5 * 2^23: rounds to nearest integer */
-    vf n = (x * vsplat(1.44269504088896341f) + magic) - magic;
-    vf r = x - n * vsplat(0.693359375f);
-    r = r - n * vsplat(-2.12194440e-4f);
-    vf p = vsplat(1.9875691500e-4f);
-    p = p * r + vsplat(1.3981999507e-3f);
-    p = p * r + vsplat(8.3334519073e-3f);
-    p = p * r + vsplat(4.1665795894e-2f);
-    p = p * r + vsplat(1.6666665459e-1f);
-    p = p * r + vsplat(5.0000001201e-1f);
-    p = p * r * r + r + vsplat(1.0f);
-    /* n in [-126, 127] after the clamp: 2^n is a normal float. */
-    const vi e = (__builtin_convertvector(n, vi) + 127) << 23;
-    return p * (vf)e;
-}
-
-static inline vf vsigmoid(vf x) { return vsplat(1.0f) / (vsplat(1.0f) + vexp(-x)); }
-
+/* tanh(x): the 13/6-degree rational of Eigen and onnxruntime's MLAS (a couple of
+ * ulp in [-9, 9], +-1 outside); one division and no exp, so a short dependency
+ * chain: a step of a small layer is bound by this latency, not by throughput. */
 static inline vf vtanh(vf x)
 {
-    const vi neg = x < vsplat(0.0f);
-    const vf a = vmin(vselect(neg, -x, x), vsplat(9.0f));
-    /* |x| < 0.625: Cephes tanhf odd polynomial; otherwise 1 - 2 / (exp(2|x|) + 1). */
-    const vf z = a * a;
-    vf p = vsplat(-5.70498872745e-3f);
-    p = p * z + vsplat(2.06390887954e-2f);
-    p = p * z + vsplat(-5.37397155531e-2f);
-    p = p * z + vsplat(1.33314422036e-1f);
-    p = p * z + vsplat(-3.33332819422e-1f);
-    const vf small = p * z * a + a;
-    const vf large = vsplat(1.0f) - vsplat(2.0f) / (vexp(a + a) + vsplat(1.0f));
-    const vf t = vselect(a < vsplat(0.625f), small, large);
-    return vselect(neg, -t, t);
+    x = vmax(vmin(x, vsplat(9.0f)), vsplat(-9.0f));  /* a NaN stays NaN */
+    const vf x2 = x * x;
+    vf p = x2 * vsplat(-2.76076847742355e-16f) + vsplat(2.00018790482477e-13f);
+    p = p * x2 + vsplat(-8.60467152213735e-11f);
+    p = p * x2 + vsplat(5.12229709037114e-08f);
+    p = p * x2 + vsplat(1.48572235717979e-05f);
+    p = p * x2 + vsplat(6.37261928875436e-04f);
+    p = p * x2 + vsplat(4.89352455891786e-03f);
+    vf q = x2 * vsplat(1.19825839466702e-06f) + vsplat(1.18534705686654e-04f);
+    q = q * x2 + vsplat(2.26843463243900e-03f);
+    q = q * x2 + vsplat(4.89352518554385e-03f);
+    return (x * p) / q;
 }
+
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2: the same short chain, error half of tanh's. */
+static inline vf vsigmoid(vf x) { return vsplat(0.5f) * vtanh(vsplat(0.5f) * x) + vsplat(0.5f); }
 
 /* x[i] = f(x[i]) over n floats, the tail through a zero-padded vector; inlined
  * with f known, so no call per vector. */
@@ -263,6 +277,30 @@ static int NAME(all_finite)(const float *x, int64_t n)
 
 static void NAME(sigmoid)(float *x, int64_t n) { NAME(map)(x, n, vsigmoid); }
 static void NAME(tanh)(float *x, int64_t n) { NAME(map)(x, n, vtanh); }
+
+/* One row of the gate math with f = sigmoid, g = tanh and linear_before_reset,
+ * units [0, nj) of a row (nj whole vectors): g3 holds the recurrent z, r and h
+ * projections Hp apart (Rbh inside h), x the input ones (biases inside), h the
+ * state, updated.  Padded units stay 0: their weights and biases are 0, so
+ * h~ = 0 there and h = z * 0. */
+static inline void NAME(gates_lbr)(const float *g3, const float *x, float *h, int64_t Hp,
+                                   int64_t nj, int has_clip, float clip)
+{
+    const vf hi = vsplat(clip), lo = vsplat(-clip);
+    for (int64_t j = 0; j < nj; j += VLEN) {
+        vf z = vload(g3 + j) + vload(x + j);
+        vf r = vload(g3 + Hp + j) + vload(x + Hp + j);
+        if (has_clip)
+            z = vmax(vmin(z, hi), lo), r = vmax(vmin(r, hi), lo);
+        z = vsigmoid(z);
+        r = vsigmoid(r);
+        vf c = vload(x + 2 * Hp + j) + r * vload(g3 + 2 * Hp + j);
+        if (has_clip)
+            c = vmax(vmin(c, hi), lo);
+        c = vtanh(c);
+        vstore(h + j, c + z * (vload(h + j) - c));
+    }
+}
 
 #include "gru_cell_arch.h"
 
