@@ -228,13 +228,147 @@ def _reverse_sequence(ins, at, opset):
     return [out]
 
 
-def _reduce_mean(ins, at, opset):
+def _reduce(fn, axes_input_from=18):
+    """A Reduce* op: axes an attribute before opset `axes_input_from`, then the second input."""
+    def op(ins, at, opset):
+        x = ins[0]
+        axes = _axes(at.get("axes")) if opset < axes_input_from else \
+            _axes(ins[1] if len(ins) > 1 else None)
+        if not axes and at.get("noop_with_empty_axes", 0):
+            return [x]
+        axes = tuple(range(x.ndim)) if not axes else tuple(a % max(x.ndim, 1) for a in axes)
+        with np.errstate(over="ignore", under="ignore"):
+            y = fn(x, axes, bool(at.get("keepdims", 1)))
+        return [np.asarray(y, dtype=x.dtype)]
+    return op
+
+
+def _variadic(fn):
+    """Min, Max, Sum, Mean: element-wise over any number of inputs of one dtype, broadcast."""
+    def op(ins, at, opset):
+        if any(a.dtype != ins[0].dtype for a in ins):
+            raise ValueError("inputs have different dtypes " + ", ".join(str(a.dtype) for a in ins))
+        return [np.asarray(fn(ins), dtype=ins[0].dtype)]
+    return op
+
+
+def _compare(fn):
+    def op(ins, at, opset):
+        a, b = ins
+        if a.dtype != b.dtype:
+            raise ValueError(f"inputs have different dtypes {a.dtype} and {b.dtype}")
+        return [np.asarray(fn(a, b), dtype=bool)]
+    return op
+
+
+def _logical(fn):
+    def op(ins, at, opset):
+        if any(a.dtype != np.bool_ for a in ins):
+            raise ValueError("inputs must be bool, got " + ", ".join(str(a.dtype) for a in ins))
+        return [np.asarray(fn(*ins), dtype=bool)]
+    return op
+
+
+def _where(ins, at, opset):
+    c, a, b = ins
+    if c.dtype != np.bool_ or a.dtype != b.dtype:
+        raise ValueError(f"condition must be bool and the values of one dtype, got {c.dtype}, "
+                         f"{a.dtype} and {b.dtype}")
+    return [np.where(c, a, b).astype(a.dtype)]
+
+
+def _erf(x):
+    import math
+    return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
+
+
+def _gelu(x, at):
+    if at.get("approximate", b"none") in (b"tanh", "tanh"):
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
+
+def _selu(x, at):
+    alpha, gamma = at.get("alpha", 1.67326319217681884765625), at.get("gamma", 1.05070102214813232421875)
+    return gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _prelu(ins, at, opset):
+    x, slope = ins
+    return [np.where(x >= 0, x, x * slope).astype(x.dtype)]
+
+
+def _batch_norm(ins, at, opset):
+    x, scale, bias, mean, var = ins[:5]
+    if at.get("training_mode", 0):
+        raise ValueError("training_mode=1 is not supported (inference only)")
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    inv = 1 / np.sqrt(var.astype(np.float64) + at.get("epsilon", 1e-5))
+    y = (x - mean.reshape(shape)) * (scale * inv).reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype)]
+
+
+def _global_average_pool(ins, at, opset):
     x = ins[0]
-    axes = _axes(at.get("axes")) if opset < 18 else _axes(ins[1] if len(ins) > 1 else None)
-    if not axes and at.get("noop_with_empty_axes", 0):
-        return [x]
-    axes = tuple(range(x.ndim)) if not axes else tuple(a % x.ndim for a in axes)
-    return [x.mean(axis=axes, keepdims=bool(at.get("keepdims", 1))).astype(x.dtype)]
+    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+
+
+def _tile(ins, at, opset):
+    reps = [int(r) for r in np.asarray(ins[1]).reshape(-1)]
+    if len(reps) != ins[0].ndim or min(reps, default=0) < 0:
+        raise ValueError(f"repeats {reps} must be {ins[0].ndim} sizes >= 0")
+    if np.prod([max(r, 1) for r in reps]) * ins[0].size > 1 << 28:
+        raise ValueError("the tiled tensor would be too large")
+    return [np.tile(ins[0], reps)]
+
+
+def _arg(fn):
+    def op(ins, at, opset):
+        x, axis = ins[0], at.get("axis", 0)
+        if at.get("select_last_index", 0):
+            flipped = np.flip(x, axis=axis)
+            y = x.shape[axis] - 1 - fn(flipped, axis=axis)
+        else:
+            y = fn(x, axis=axis)
+        if at.get("keepdims", 1):
+            y = np.expand_dims(y, axis)
+        return [np.asarray(y, dtype=np.int64)]
+    return op
+
+
+def _cumsum(ins, at, opset):
+    x, axis = ins[0], int(np.asarray(ins[1]).reshape(()))
+    y = np.flip(x, axis) if at.get("reverse", 0) else x
+    y = np.cumsum(y, axis=axis, dtype=x.dtype)
+    if at.get("exclusive", 0):
+        y = y - (np.flip(x, axis) if at.get("reverse", 0) else x)
+    return [np.flip(y, axis) if at.get("reverse", 0) else y]
+
+
+def _pad(ins, at, opset):
+    x = ins[0]
+    mode = at.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if opset < 11:
+        pads, value, axes = at["pads"], at.get("value", 0.0), None
+    else:
+        pads = _axes(ins[1])
+        value = np.asarray(ins[2]).reshape(()) if len(ins) > 2 and ins[2] is not None else 0
+        axes = _axes(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+    axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise ValueError(f"pads has {len(pads)} entries, expected {2 * len(axes)}")
+    width = [(0, 0)] * x.ndim
+    for i, a in enumerate(axes):
+        width[a] = (int(pads[i]), int(pads[i + len(axes)]))
+    if any(b < 0 or e < 0 for b, e in width):  # negative pads crop
+        crop = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
+        x, width = x[crop], [(max(b, 0), max(e, 0)) for b, e in width]
+    if mode == "constant":
+        return [np.pad(x, width, mode="constant", constant_values=value).astype(x.dtype)]
+    if mode in ("reflect", "edge", "wrap"):
+        return [np.pad(x, width, mode=mode)]
+    raise ValueError(f"mode {mode!r} must be constant, reflect, edge or wrap")
 
 
 # op -> fn(inputs (None for an omitted optional input), attributes, opset) -> list of outputs.
@@ -272,10 +406,52 @@ OPS = {
     "ReverseSequence": _reverse_sequence,  # Keras go_backwards / Bidirectional
     "Range": _range,
     # beyond issue 5's list: what exporters decompose LayerNormalization into before opset 17
-    "ReduceMean": _reduce_mean,
+    "ReduceMean": _reduce(lambda x, a, k: x.mean(axis=a, keepdims=k)),
     "Pow": lambda ins, at, opset: [np.power(ins[0], ins[1]).astype(ins[0].dtype)],
     "Sqrt": _float(lambda x, at: np.sqrt(x)),
     "Neg": lambda ins, at, opset: [np.negative(ins[0])],
     "Exp": _float(lambda x, at: np.exp(x)),
     "Log": _float(lambda x, at: np.log(x)),
+    # what Keras (tf2onnx) and PyTorch heads, masks and decomposed norms also emit
+    "Abs": lambda ins, at, opset: [np.abs(ins[0])],
+    "Sign": lambda ins, at, opset: [np.sign(ins[0])],
+    "Floor": _float(lambda x, at: np.floor(x)),
+    "Ceil": _float(lambda x, at: np.ceil(x)),
+    "Round": _float(lambda x, at: np.round(x)),
+    "Reciprocal": _float(lambda x, at: 1 / x),
+    "Erf": _float(lambda x, at: _erf(x)),
+    "Gelu": _float(_gelu),
+    "Softplus": _float(lambda x, at: np.logaddexp(0, x)),
+    "Softsign": _float(lambda x, at: x / (1 + np.abs(x))),
+    "Selu": _float(_selu),
+    "ThresholdedRelu": _float(lambda x, at: np.where(x > at.get("alpha", 1.0), x, 0)),
+    "HardSwish": _float(lambda x, at: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "PRelu": _prelu,
+    "Min": _variadic(lambda ins: np.minimum.reduce(np.broadcast_arrays(*ins))),
+    "Max": _variadic(lambda ins: np.maximum.reduce(np.broadcast_arrays(*ins))),
+    "Sum": _variadic(lambda ins: np.sum(np.broadcast_arrays(*ins), axis=0)),
+    "Mean": _variadic(lambda ins: np.mean(np.broadcast_arrays(*ins), axis=0)),
+    "Equal": _compare(np.equal),
+    "Less": _compare(np.less),
+    "LessOrEqual": _compare(np.less_equal),
+    "Greater": _compare(np.greater),
+    "GreaterOrEqual": _compare(np.greater_equal),
+    "Not": _logical(np.logical_not),
+    "And": _logical(np.logical_and),
+    "Or": _logical(np.logical_or),
+    "Xor": _logical(np.logical_xor),
+    "Where": _where,
+    "ReduceSum": _reduce(lambda x, a, k: x.sum(axis=a, keepdims=k), axes_input_from=13),
+    "ReduceMax": _reduce(lambda x, a, k: x.max(axis=a, keepdims=k)),
+    "ReduceMin": _reduce(lambda x, a, k: x.min(axis=a, keepdims=k)),
+    "ReduceProd": _reduce(lambda x, a, k: x.prod(axis=a, keepdims=k)),
+    "ReduceSumSquare": _reduce(lambda x, a, k: (x * x).sum(axis=a, keepdims=k)),
+    "ReduceL2": _reduce(lambda x, a, k: np.sqrt((x * x).sum(axis=a, keepdims=k))),
+    "ArgMax": _arg(np.argmax),
+    "ArgMin": _arg(np.argmin),
+    "GlobalAveragePool": _global_average_pool,
+    "BatchNormalization": _batch_norm,
+    "Tile": _tile,
+    "CumSum": _cumsum,
+    "Pad": _pad,
 }

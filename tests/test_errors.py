@@ -271,9 +271,9 @@ def _with_extra_node(node, output="Z", before=False):
 
 
 @pytest.mark.parametrize("op, node, before", [
-    ("Erf", helper.make_node("Erf", ["Y_h"], ["Z"], name="erf_after"), False),
+    ("Hardmax", helper.make_node("Hardmax", ["Y_h"], ["Z"], name="hardmax_after"), False),
     ("Conv", helper.make_node("Conv", ["X", "W"], ["Xc"], name="conv_before"), True),
-    ("Selu", helper.make_node("Selu", ["Y"], ["Z"], name="selu_after"), False),
+    ("Mod", helper.make_node("Mod", ["Y", "Y"], ["Z"], name="mod_after"), False),
 ])
 def test_unsupported_op(op, node, before):
     model = _with_extra_node(node, output=None if before else "Z", before=before)
