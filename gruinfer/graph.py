@@ -8,7 +8,7 @@ from .errors import InvalidArgument, InvalidModel, UnsupportedOp
 from .onnx_import import gru_spec, opset_version, tensor_to_array
 from .ops import OPS
 
-SUPPORTED_OPS = ("Constant", "GRU") + tuple(OPS)
+SUPPORTED_OPS = ("Constant", "GRU", "Loop") + tuple(OPS)
 
 _ELEM_TYPES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)",
                11: "tensor(double)", 16: "tensor(bfloat16)"}
@@ -60,6 +60,7 @@ class Node:
     attrs: dict = None
     spec: object = None
     layer: object = None
+    body: object = None       # Loop: its loop_run.Body
 
 
 class Graph:
@@ -98,12 +99,6 @@ class Graph:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.domain}.{p.op_type} is not supported "
                     f"(gruinfer runs {', '.join(SUPPORTED_OPS)})")
-            if p.op_type == "Loop":
-                left = [n for n in self.loop_notes if "left unchanged" in n]
-                why = next((n for n in left if repr(p.name) in n), left[0] if left else "")
-                raise UnsupportedOp(
-                    f"node {name!r}: a Loop that is not a GRU cell gruinfer can lift runs nowhere "
-                    f"here ({why or 'no GRU cell found'})")
             if p.op_type not in SUPPORTED_OPS:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.op_type} is not supported "
@@ -121,8 +116,12 @@ class Graph:
                         f"node {name!r} ({p.op_type}): input {value!r} is not a graph input, "
                         "an initializer or the output of an earlier node")
             node = Node(p.op_type, name, p, _attrs(p))
+            reads = list(p.input)
+            if p.op_type == "Loop":
+                node.body, free = self._body(node, known)
+                reads += free
             over = set() if p.op_type == "Shape" else set().union(
-                *(self.feeds_of.get(v, ()) for v in p.input))
+                *(self.feeds_of.get(v, ()) for v in reads))
             if p.op_type == "Constant":
                 if len(p.output) != 1:
                     raise InvalidModel(f"Constant node {name!r}: expected one output")
@@ -137,7 +136,7 @@ class Graph:
                         raise InvalidModel(f"Identity node {name!r}: expected one input and one output")
                 if p.op_type == "Split":
                     node.attrs.setdefault("num_outputs", len(p.output))
-                if all(v in self.constants for v in p.input if v):
+                if all(v in self.constants for v in reads if v):
                     for value, a in zip(p.output, self.run_op(node, self.constants, load=True)):
                         if value:
                             self.constants[value] = a
@@ -156,6 +155,62 @@ class Graph:
             if o.name not in known:
                 raise InvalidModel(f"graph output {o.name!r} is not produced by any node or input")
 
+
+    def _body(self, node, known):
+        """The checked body of a Loop left by lift_loops (it is not a GRU cell: it runs iteration
+        by iteration, see loop_run.py), and the outer values it reads."""
+        from .loop_run import Body
+
+        g, where = node.attrs.get("body"), f"Loop node {node.name!r}"
+        if g is None or len(node.proto.input) < 2 or len(g.input) != len(node.proto.input) or \
+                len(g.output) != len(node.proto.output) + 1 or \
+                len(node.proto.output) < len(node.proto.input) - 2:
+            raise InvalidModel(f"{where}: its body does not match its inputs and outputs")
+        note = next((n for n in self.loop_notes if repr(node.proto.name) in n), None)
+        if note:
+            self.loop_notes[self.loop_notes.index(note)] = note + "; it runs iteration by iteration " \
+                "through the NumPy ops (slow, and the model cannot stream)"
+        consts = {t.name: tensor_to_array(t, f"{where}: body initializer") for t in g.initializer}
+        inner = set(consts) | {v.name for v in g.input}
+        nodes, free = [], []
+        for i, p in enumerate(g.node):
+            name = p.name or f"{node.name}/{p.op_type}_{i}"
+            if p.domain not in ("", "ai.onnx") or p.op_type not in SUPPORTED_OPS or p.op_type == "GRU":
+                raise UnsupportedOp(
+                    f"node {name!r} in the body of {where}: op {p.op_type} is not supported in a "
+                    f"Loop body (gruinfer runs {', '.join(o for o in SUPPORTED_OPS if o != 'GRU')})")
+            _check_arity(p, name, self.opset)
+            b = Node(p.op_type, name, p, _attrs(p))
+            reads = list(p.input)
+            if p.op_type == "Loop":
+                b.body, sub_free = self._body(b, known | inner)
+                reads += sub_free
+            for v in reads:
+                if v and v not in inner:
+                    if v not in known:
+                        raise InvalidModel(f"node {name!r} in the body of {where}: input {v!r} is "
+                                           "not defined in the body or before the Loop")
+                    free.append(v)
+            if p.op_type == "Constant":
+                consts[p.output[0]] = _constant_value(p, name)
+            else:
+                if p.op_type == "Split":
+                    b.attrs.setdefault("num_outputs", len(p.output))
+                nodes.append(b)
+            inner.update(o for o in p.output if o)
+        for o in g.output:
+            if o.name not in inner:
+                if o.name not in known:
+                    raise InvalidModel(f"{where}: body output {o.name!r} is not defined")
+                free.append(o.name)
+        from onnx import helper
+
+        dtypes = [helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type or 1) for o in g.output]
+        shapes = [_node_arg(o).shape for o in g.output]
+        shapes = [s if s is not None and all(isinstance(d, int) and d > 0 for d in s) else None
+                  for s in shapes]
+        return Body(nodes, consts, [v.name for v in g.input], [o.name for o in g.output], dtypes,
+                    shapes), free
 
     def _infer(self, node):
         """Record what load time knows of a non-constant node's outputs; fold a Shape it fully knows."""
@@ -205,6 +260,9 @@ class Graph:
             size = {a: ins[0].shape[i] for i, a in enumerate(src) if a in ("T", "N")}
             return [ins[0].reshape([size.get(a, a) for a in dst])]
         try:
+            if node.op == "Loop":
+                from .loop_run import run_loop
+                return run_loop(node, ins, values, lambda b, v: self.run_op(b, v, load, reshapes))
             return OPS[node.op](ins, node.attrs, self.opset)
         except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, AttributeError) as e:
             # AttributeError: an optional input left empty where the op needs it

@@ -8,7 +8,17 @@ from .errors import NotStreamable
 
 # Element-wise ops with a C "act" step: op -> (kind, default alpha, default beta) as in onnx_import.ACTIVATIONS.
 ACT_STEPS = {"Sigmoid": (0, 0.0, 0.0), "Tanh": (1, 0.0, 0.0), "Relu": (2, 0.0, 0.0),
-             "HardSigmoid": (3, 0.2, 0.5), "LeakyRelu": (4, 0.01, 0.0), "Elu": (8, 1.0, 0.0)}
+             "HardSigmoid": (3, 0.2, 0.5), "LeakyRelu": (4, 0.01, 0.0), "ThresholdedRelu": (5, 1.0, 0.0),
+             "Elu": (8, 1.0, 0.0), "Softsign": (9, 0.0, 0.0), "Softplus": (10, 0.0, 0.0)}
+# Element-wise ops without a C step: frame-wise, so they stream on the Python path.  Inputs other
+# than time-path values must be constants that do not vary along time or batch.
+ELEMENTWISE_PY = ("Sqrt", "Neg", "Exp", "Log", "Abs", "Sign", "Floor", "Ceil", "Round", "Reciprocal",
+                  "Erf", "Gelu", "Selu", "HardSwish", "Not", "Pow", "PRelu", "Min", "Max", "Sum",
+                  "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
+                  "Xor", "Where", "Add", "Sub", "Mul", "Div")
+# Reduce ops -> the first opset that takes their axes as an input.
+REDUCE_OPS = {"ReduceMean": 18, "ReduceSum": 13, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18,
+              "ReduceSumSquare": 18, "ReduceL2": 18}
 PASS_OPS = ("Identity", "Dropout")
 # A Reshape that merges time and batch into one row axis ([N, T, F] -> [-1, F]) gives that axis
 # "NT" (batch outer) or "TN" (time outer): each frame is still N rows of features, so row-wise
@@ -88,6 +98,11 @@ class Lowering:
 
 def lower(graph, kernel):
     """Lower a graph for streaming, or raise NotStreamable naming the node that needs the whole sequence."""
+    for node in graph.nodes:
+        if node.op == "Loop":
+            note = next((n for n in graph.loop_notes if repr(node.proto.name) in n), "")
+            raise NotStreamable(f"node {node.name!r} (Loop): a Loop that is not a GRU cell runs over "
+                                f"the whole sequence, iteration by iteration; it cannot stream ({note})")
     grus = [n for n in graph.nodes if n.op == "GRU"]
     if not grus:
         raise NotStreamable("the model has no GRU node: nothing to stream")
@@ -562,18 +577,24 @@ class _Lowerer:
             lo = -np.inf if lo is None else float(np.asarray(lo).reshape(-1)[0])
             hi = np.inf if hi is None else float(np.asarray(hi).reshape(-1)[0])
             return self.step(x, ("clip", x.buf, lo, hi), x.axes, node)
-        if op in ("Sqrt", "Neg", "Exp", "Log") or op == "Pow" and ins[0] is x \
-                and np.size(ins[1]) == 1:
-            return python(f"{op} (no C act kind)")
-        if op == "ReduceMean":
-            axes = at.get("axes") if self.g.opset < 18 else (ins[1] if len(ins) > 1 else None)
-            axes = range(len(x.axes)) if axes is None or not np.size(axes) else np.reshape(axes, -1)
+        if op in REDUCE_OPS or op in ("ArgMax", "ArgMin", "GlobalAveragePool"):
+            if op == "GlobalAveragePool":
+                axes = range(2, len(x.axes))
+            elif op in REDUCE_OPS:
+                axes = at.get("axes") if self.g.opset < REDUCE_OPS[op] else (ins[1] if len(ins) > 1 else None)
+                if axes is not None and not isinstance(axes, (list, tuple, np.ndarray)):
+                    not_streamable("reduces over axes computed at run time")
+                axes = range(len(x.axes)) if axes is None or not np.size(axes) else np.reshape(axes, -1)
+            else:
+                axes = [at.get("axis", 0)]
             axes = {int(a) % len(x.axes) for a in axes}
             if any(x.axes[a] in TN for a in axes):
                 not_streamable("reduces over the time or batch axis")
-            keep = at.get("keepdims", 1)
-            return python("ReduceMean over features (no C step)",
+            keep = at.get("keepdims", 1) or op == "GlobalAveragePool"
+            return python(f"{op} over features (no C step)",
                           tuple(1 if i in axes else a for i, a in enumerate(x.axes) if keep or i not in axes))
+        if op in ELEMENTWISE_PY:
+            return python(f"{op} (no C step)", self.elementwise_axes(node, ins, seqs, not_streamable))
         if op == "Cast":
             if at.get("to") == 1:
                 return [x]  # float to float: nothing to do
@@ -588,8 +609,61 @@ class _Lowerer:
                     else range(len(np.asarray(ins[1]).reshape(-1)))
             if any(x.axes[int(a) % len(x.axes)] in TN for a in axes):
                 not_streamable("works along the time or batch axis")
-            return python(f"{op} over features (no C step)")
+            if op == "Concat" and any(not isinstance(a, Seq) or len(a.axes) != len(x.axes) for a in ins):
+                not_streamable("joins time-path values with constants or values of another rank")
+            return [python(f"{op} over features (no C step)", a)[0] for a in self.feature_axes(node, ins, x)]
         not_streamable("its effect on the time axis is not known")
+
+    def elementwise_axes(self, node, ins, seqs, not_streamable):
+        """Output axes of an element-wise op on time-path values of one layout and constants."""
+        x = seqs[0]
+        if any(a.axes != x.axes for a in seqs):
+            not_streamable("combines time-path values of different layouts")
+        axes = list(x.axes)
+        for c in ins:
+            if c is None or isinstance(c, Seq):
+                continue
+            shape = np.shape(c)
+            if len(shape) > len(axes):
+                not_streamable("broadcasts a time-path value against a constant of higher rank")
+            for i, d in enumerate(shape, len(axes) - len(shape)):
+                if axes[i] in TN and d != 1:
+                    not_streamable("a constant that varies along the time or batch axis")
+                if axes[i] not in TN and d != 1:
+                    if axes[i] not in (1, d):
+                        not_streamable(f"a constant of shape {list(shape)} that does not broadcast")
+                    axes[i] = d
+        return tuple(axes)
+
+    def feature_axes(self, node, ins, x):
+        """Output axes of Slice, Split, Concat or Gather working on feature axes only."""
+        op, at, axes = node.op, node.attrs, list(x.axes)
+        if op == "Concat":
+            a = at.get("axis", 0) % len(axes)
+            axes[a] = sum(s.axes[a] for s in ins)
+            return [tuple(axes)]
+        if op == "Gather":
+            a, idx = at.get("axis", 0) % len(axes), np.asarray(ins[1])
+            return [tuple(axes[:a] + list(idx.shape) + axes[a + 1:])]
+        if op == "Split":
+            a = at.get("axis", 0) % len(axes)
+            n = len(node.proto.output)
+            sizes = at.get("split") if self.g.opset < 13 else (ins[1] if len(ins) > 1 else None)
+            if sizes is None:
+                size = -(-axes[a] // n)
+                sizes = [min(size, axes[a] - i * size) for i in range(n)]
+            return [tuple(axes[:a] + [int(d)] + axes[a + 1:]) for d in np.reshape(sizes, -1)]
+        if self.g.opset < 10:
+            starts, ends, sl_axes, steps = at["starts"], at["ends"], at.get("axes"), None
+        else:
+            pad = list(ins) + [None] * (5 - len(ins))
+            starts, ends, sl_axes, steps = (None if v is None else np.reshape(v, -1) for v in pad[1:5])
+        sl_axes = range(len(starts)) if sl_axes is None else sl_axes
+        steps = [1] * len(starts) if steps is None else steps
+        for s_, e, a, st in zip(starts, ends, sl_axes, steps):
+            a = int(a) % len(axes)
+            axes[a] = len(range(*slice(int(s_), int(e), int(st)).indices(axes[a])))
+        return [tuple(axes)]
 
     def row_op(self, x, over):
         """True when axes `over` of x are exactly its feature row: no time or batch axis among

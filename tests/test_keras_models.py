@@ -1,4 +1,4 @@
-"""Keras exports loaded by path as they are (Loops lifted at load): outputs, streaming, and the clear error for a Loop that is not lifted."""
+"""Keras exports loaded by path as they are (Loops lifted at load): outputs, streaming, and the declared slow path of a Loop that is not lifted."""
 import glob
 import os
 
@@ -93,7 +93,19 @@ def test_backwards_is_not_streamable(name):
         sess.stream()
 
 
-def test_masking_loop_refused_clearly():
-    with pytest.raises(gruinfer.UnsupportedOp) as e:
-        gruinfer.InferenceSession(path("keras_gru_masking"))
-    assert "node" in str(e.value)
+def test_masking_loop_runs_on_the_declared_slow_path(kernel):
+    """A Masking layer makes the Loop carry two states: it is not lifted but runs iteration by
+    iteration, matching onnxruntime and Keras, says so in plan_info and refuses to stream."""
+    name = "keras_gru_masking"
+    sess = gruinfer.InferenceSession(path(name), kernel=kernel)
+    info = sess.plan_info()
+    assert any("left unchanged" in n and "iteration by iteration" in n for n in info["loops"])
+    assert not info["streamable"] and "(Loop)" in info["reason"]
+    ref = ort.InferenceSession(path(name))
+    x_name = sess.get_inputs()[0].name
+    for x, y in cases(name):
+        (got,) = sess.run(None, {x_name: x})
+        np.testing.assert_allclose(got, ref.run(None, {x_name: x})[0], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, y, rtol=0, atol=1e-5)
+    with pytest.raises(gruinfer.NotStreamable, match="Loop"):
+        sess.stream()

@@ -1,0 +1,64 @@
+"""loop_run.py: ONNX Loops that are not GRU cells, run iteration by iteration through the NumPy ops (the declared slow path)."""
+from collections import ChainMap
+from dataclasses import dataclass
+
+import numpy as np
+
+# A Loop with neither a trip count nor a condition that ever ends it stops here with an error.
+MAX_ITERATIONS = 1 << 24
+
+
+@dataclass
+class Body:
+    """A Loop body checked at load: its nodes (graph.Node, nested Loops prepared too), its own
+    constants, input names (iteration number, condition, carried values) and outputs (condition,
+    carried values, scan outputs) with their element types and declared shapes (None: unknown)."""
+    nodes: list
+    constants: dict
+    inputs: list
+    outputs: list
+    out_dtypes: list
+    out_shapes: list
+
+
+def run_loop(node, ins, scope, run_op):
+    """The outputs of Loop `node`: final carried values, then the scan outputs stacked on a new
+    first axis.  ins: its inputs (trip count, condition, initial carried values); scope: every
+    value visible where the Loop runs; run_op(node, values) runs one body node."""
+    body = node.body
+    ins = list(ins) + [None] * (2 - len(ins))
+    trip, cond = ins[0], ins[1]
+    carried = list(ins[2:])
+    n = len(carried)
+    trips = None if trip is None else int(np.asarray(trip).reshape(()))
+    going = True if cond is None else bool(np.asarray(cond).reshape(()))
+    scans = [[] for _ in body.outputs[1 + n:]]
+    i = 0
+    while going and (trips is None or i < trips):
+        if i >= MAX_ITERATIONS:
+            raise ValueError(f"the loop ran {MAX_ITERATIONS} iterations without its condition ending it")
+        local = dict(body.constants)
+        local[body.inputs[0]] = np.array(i, np.int64)
+        local[body.inputs[1]] = np.array(going)
+        local.update(zip(body.inputs[2:], carried))
+        values = ChainMap(local, scope)
+        for b in body.nodes:
+            outs = run_op(b, values)
+            for name, a in zip(b.proto.output, outs):
+                if name:
+                    local[name] = a
+        outs = [values[o] for o in body.outputs]
+        if cond is not None:  # without a condition input the body's condition is ignored (a for loop)
+            going = bool(np.asarray(outs[0]).reshape(()))
+        carried = outs[1:1 + n]
+        for k, a in enumerate(outs[1 + n:]):
+            if k < len(scans):
+                if scans[k] and a.shape != scans[k][0].shape:
+                    raise ValueError(f"scan output {k} changes shape from {list(scans[k][0].shape)} "
+                                     f"to {list(a.shape)} between iterations")
+                scans[k].append(a)
+        i += 1
+    # no iteration: empty scan outputs shaped as the body declares them, when it does
+    stacked = [np.stack(s) if s else np.zeros((0,) + tuple(shape or ()), dt)
+               for s, dt, shape in zip(scans, body.out_dtypes[1 + n:], body.out_shapes[1 + n:])]
+    return carried + stacked
