@@ -303,6 +303,26 @@ def _row_const(c, width):
     return np.broadcast_to(c.reshape(-1) if c.ndim else c, (width,)).astype(np.float64)
 
 
+# Activations with one alpha attribute and its ONNX default.
+_ALPHA_ACTS = {"Elu": 1.0, "LeakyRelu": 0.01, "ThresholdedRelu": 1.0}
+
+
+def _clip(a, lo, hi, where):
+    """Clip(a, lo, hi) as an activation leaf; a clip of a clip is one clip of both bounds."""
+    if lo > hi:
+        raise NotGru(f"{where}: clip bounds {lo} > {hi}")
+    terms = list(a.terms.values())
+    if len(terms) == 1 and terms[0][0] == "m" and len(terms[0][1]) == 1 and _ones(terms[0][2]):
+        leaf = terms[0][1][0]
+        if leaf.kind == "act" and leaf.a[0] == "Clip":
+            lo0, hi0 = leaf.a[1]
+            lo, hi = max(lo, lo0), min(hi, hi0)
+            if lo > hi:
+                raise NotGru(f"{where}: nested clips with disjoint bounds")
+            return leaf.b.activation("Clip", (lo, hi))
+    return a.activation("Clip", (lo, hi))
+
+
 # ----------------------------------------------------------------------------- outer graph
 
 def _opset(model):
@@ -698,8 +718,10 @@ class _Body:
             return [a.matmul(vals[1])]
         if op == "Gemm":  # jax2onnx: alpha * A @ B' + beta * C with A the row value, B a constant
             return [self._gemm(node, vals, where)]
-        if op in ("Sigmoid", "Tanh", "Relu"):
+        if op in ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus"):
             return [a.activation(op)]
+        if op in _ALPHA_ACTS:
+            return [a.activation(op, (float(_attr(node, "alpha", _ALPHA_ACTS[op])),))]
         if op == "HardSigmoid":
             return [a.activation(op, (float(_attr(node, "alpha", 0.2)), float(_attr(node, "beta", 0.5))))]
         if op == "Clip":
@@ -710,7 +732,16 @@ class _Body:
                 hi = vals[2] if len(vals) > 2 and vals[2] is not None else np.inf
                 if isinstance(lo, _Poly) or isinstance(hi, _Poly):
                     raise NotGru(f"{where}: step-dependent clip bounds")
-            return [a.activation("Clip", (float(np.asarray(lo)), float(np.asarray(hi))))]
+            return [_clip(a, float(np.asarray(lo)), float(np.asarray(hi)), where)]
+        if op in ("Min", "Max") and len(vals) == 2:  # tf.clip_by_value: Maximum(Minimum(v, hi), lo)
+            if isinstance(vals[1], _Poly) or not isinstance(a, _Poly):
+                a, c = (vals[1], vals[0]) if isinstance(vals[1], _Poly) else (a, vals[1])
+            else:
+                c = vals[1]
+            if isinstance(c, _Poly) or _scalar(np.asarray(c, np.float64)) is None:
+                raise NotGru(f"{where}: {op} of two step-dependent values, or by a non-scalar")
+            c = float(_scalar(np.asarray(c, np.float64)))
+            return [_clip(a, -np.inf, c, where) if op == "Min" else _clip(a, c, np.inf, where)]
         if op == "Cast":
             if _attr(node, "to") != onnx.TensorProto.FLOAT:
                 raise NotGru(f"{where}: cast of a cell value to a non-float type")
@@ -945,6 +976,16 @@ def _gru_step(cell, x, h):
             return np.tanh(v)
         if op == "Relu":
             return np.maximum(v, 0)
+        if op == "Softsign":
+            return v / (1 + np.abs(v))
+        if op == "Softplus":
+            return np.logaddexp(0, v)
+        if op == "Elu":
+            return np.where(v >= 0, v, a * np.expm1(np.minimum(v, 0)))
+        if op == "LeakyRelu":
+            return np.where(v >= 0, v, a * v)
+        if op == "ThresholdedRelu":
+            return np.where(v > a, v, 0)
         return np.clip(a * v + b, 0, 1)
 
     H = cell.H
@@ -1081,14 +1122,17 @@ def _input_width_hint(body, ev):
 def _gate(leaf):
     """(ONNX activation, alpha, beta, argument _Poly, scale) with scale * leaf == act(argument).
 
-    scale is 1 except for Keras 3's hard_sigmoid, exported as Clip(a, 0, u) * (1/u) == HardSigmoid(1/u, 0)(a).
+    scale is 1 except for Keras 3's hard_sigmoid, exported as Clip(a, 0, u) * (1/u) == HardSigmoid(1/u, 0)(a)
+    (tf_keras' clip_by_value(0.2 a + 0.5, 0, 1) is that with u = 1).
     Returns None when leaf is not (a multiple of) an activation ONNX's GRU offers.
     """
     if leaf.kind != "act":
         return None
     op, params = leaf.a
-    if op in ("Sigmoid", "Tanh", "Relu"):
+    if op in ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus"):
         return op, None, None, leaf.b, 1.0
+    if op in _ALPHA_ACTS:
+        return op, params[0], None, leaf.b, 1.0
     if op == "HardSigmoid":
         return op, params[0], params[1], leaf.b, 1.0
     if op == "Clip":
@@ -1207,22 +1251,27 @@ def _match_cell(P, H, I):
 
 
 def _prove_trip_count(loop, outer, ev, T, cond_init):
-    """NotGru unless the loop runs exactly T steps for every T >= 1."""
-    def is_T(c):
-        return isinstance(c, _Count) and c.base == T
+    """NotGru unless the loop runs exactly T steps for every T >= 1 (for the one T of an input
+    whose length is fixed, when the shapes fix it)."""
+    static = outer.shapes.get(ev.X, [None])[0]
+
+    def off(c):
+        """c - T, when c is the sequence length plus a constant (a fixed length compared as a number)."""
+        if isinstance(c, _Count) and c.base == T:
+            return c.off
+        v = _scalar(c) if isinstance(c, np.ndarray) else _scalar_num(c)
+        if static and v is not None and v == int(v):
+            return int(v) - static
+        return None
 
     M = loop.input[0]
     bounded = False
     if M:
-        m = outer.value(M)
-        if is_T(m) and m.off == 0:
-            bounded = True
-        elif _scalar(m) is not None and outer.shapes.get(ev.X, [None])[0] == _scalar(m):
-            bounded = True
-        else:
+        if off(outer.value(M)) != 0:
             raise NotGru("the trip count is not the length of the input sequence")
+        bounded = True
     for lhs, rhs in cond_init.terms:
-        if not (is_T(rhs) and _scalar_num(lhs) is not None and _scalar_num(lhs) < 1 + rhs.off):
+        if not (off(rhs) is not None and _scalar_num(lhs) is not None and _scalar_num(lhs) < 1 + off(rhs)):
             raise NotGru("the initial loop condition is not 'the sequence is non-empty'")
     body = _attr(loop, "body")
     cond = ev.get(body.output[0].name)
@@ -1230,14 +1279,14 @@ def _prove_trip_count(loop, outer, ev, T, cond_init):
         raise NotGru("the loop condition is not a comparison of the step with the sequence length")
     stops = False
     for lhs, rhs in cond.terms:
-        if not is_T(rhs):
+        if off(rhs) is None:
             raise NotGru("the loop condition compares with something other than the sequence length")
         if isinstance(lhs, _Count) and lhs.base == "k":
-            if lhs.off > rhs.off + 1:
+            if lhs.off > off(rhs) + 1:
                 raise NotGru("the loop condition ends the loop early")
-            stops = stops or lhs.off == rhs.off + 1
+            stops = stops or lhs.off == off(rhs) + 1
         elif _scalar_num(lhs) is not None:
-            if not _scalar_num(lhs) < 2 + rhs.off:
+            if not _scalar_num(lhs) < 2 + off(rhs):
                 raise NotGru("the loop condition can end the loop early")
         else:
             raise NotGru("the loop condition is not recognised")

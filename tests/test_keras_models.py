@@ -13,7 +13,9 @@ KERAS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURES
 NOT_LIFTED = {"keras_gru_masking"}
 # Causal models whose first output is the per-frame GRU sequence.
 SEQUENCE_OUT = ["keras_gru_ra1_seq1", "keras_gru_ra0_seq1", "keras_gru_hardsig",
-                "keras_gru_nobias_relu", "keras_legacy_gru_ra0", "keras_legacy_gru_ra1"]
+                "keras_gru_nobias_relu", "keras_legacy_gru_ra0", "keras_legacy_gru_ra1",
+                "keras_gru_fixed_len", "keras_legacy_gru_fixed_len", "keras_gru_elu",
+                "keras_gru_leaky_softsign", "keras_legacy_gru_hardsig"]
 
 
 def path(name):

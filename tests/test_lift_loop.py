@@ -3,11 +3,8 @@
 # need only onnx, onnxruntime and numpy. The proof that a rewrite is right is onnxruntime on the
 # lifted model against onnxruntime on the original and against the Keras outputs in the .npz.
 #
-# gruinfer.InferenceSession is compared on the lifted fixtures whose plumbing (Transpose, Squeeze,
-# MatMul/Add/Sigmoid heads, Shape/Expand/Unsqueeze zero states) its graph loader runs. Not yet on
-# keras_bidir and keras_gru_backwards: Keras' go_backwards leaves ReverseSequence (with full
-# lengths built by Shape/Gather/Expand) and Concat around the GRU, and ReverseSequence is not a
-# gruinfer op yet. keras_gru_masking is not lifted at all.
+# gruinfer.InferenceSession is compared on the lifted fixtures here (and on every Keras fixture,
+# keras_gru_masking included, in test_keras_models.py); keras_gru_masking is not lifted at all.
 import copy
 import glob
 import os
@@ -28,6 +25,8 @@ KERAS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURES
 # first step out of the loop and carries the mask-selected state), which is not lifted.
 NOT_LIFTED = {"keras_legacy_gru_ra1", "keras_gru_masking"}
 LOOP_FIXTURES = [n for n in KERAS if n not in NOT_LIFTED]
+# Inputs declared with a fixed length (6): the loop bounds are that number, not a shape.
+FIXED_LEN = {"keras_gru_fixed_len", "keras_legacy_gru_fixed_len"}
 TOL = 1e-5
 
 
@@ -88,7 +87,8 @@ def test_keras_outputs_match(name):
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
         np.testing.assert_allclose(got, y, rtol=0, atol=TOL)
         np.testing.assert_allclose(want, y, rtol=0, atol=TOL)
-    assert len({s[0] for s in shapes}) > 1 and len({s[1] for s in shapes}) > 1  # dynamic batch and time
+    assert len({s[0] for s in shapes}) > 1  # dynamic batch
+    assert len({s[1] for s in shapes}) == 1 if name in FIXED_LEN else len({s[1] for s in shapes}) > 1
 
 
 GRUINFER_RUNS = ["keras_gru_ra1_seq1", "keras_gru_ra1_seq0", "keras_gru_ra0_seq1", "keras_gru_ra0_seq0",
@@ -281,6 +281,31 @@ def test_not_a_gru_left_unchanged(what):
     if edit not in (_gather_next_step,):  # that one reads past the end of the sequence at the last step
         x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32)
         run(model, {"x": x})
+
+
+def _set_const(graph, name, value):
+    t = next(t for t in graph.initializer if t.name == name)
+    t.CopyFrom(numpy_helper.from_array(np.asarray(value, numpy_helper.to_array(t).dtype), name))
+
+
+@pytest.mark.parametrize("where", ["trip count", "condition"])
+def test_fixed_length_loop_that_stops_short_left_unchanged(where):
+    """With a fixed input length the bounds are plain numbers: one less than the length is not a GRU
+    over the whole input."""
+    model = load("keras_gru_fixed_len")
+    loop, body = _loop_and_body(model)
+    assert numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == loop.input[0])) == 6
+    if where == "trip count":
+        _set_const(model.graph, loop.input[0], 5)
+        _assert_unchanged(model, "trip count")
+    else:
+        loop.input[0] = ""  # only the condition bounds the loop
+        for n in body.node:
+            if n.op_type == "Less":
+                _set_const(body, n.input[1], 5.0)
+        _assert_unchanged(model, "early")
+    x = np.random.default_rng(0).standard_normal((2, 6, 4)).astype(np.float32)
+    assert run(model, {"x": x})[0].shape[1] == 5  # the edited loop really stops one step early
 
 
 def test_cumulative_sum_loop_left_unchanged():
