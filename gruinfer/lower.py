@@ -405,9 +405,17 @@ class _Lowerer:
                     low.initial[k] = h[:, 0, :] if spec.layout else h[0]
         elif isinstance(h0, np.ndarray):
             h = np.asarray(h0, np.float32)
+            if h.ndim != 3 or h.shape[1 if spec.layout else 0] != 1:
+                raise NotStreamable(f"GRU node {node.name!r}: its constant initial_h has shape "
+                                    f"{list(h.shape)}, not one direction's [N, H]")
             low.initial[k] = h[:, 0, :] if spec.layout else h[0]
         elif h0 is not None and not isinstance(h0, Zeros):
             raise NotStreamable(f"GRU node {node.name!r}: initial_h is computed inside the graph")
+        start = low.initial.get(k)
+        if start is not None and (start.ndim != 2 or start.shape[1] != spec.hidden_size or not start.size):
+            # (the whole-sequence run names the expected shape; streams cannot start from it)
+            raise NotStreamable(f"GRU node {node.name!r}: its initial_h gives states of shape "
+                                f"{list(start.shape)}, not [N, {spec.hidden_size}]")
         buf = len(low.steps) if x.buf is not None else None
         H = spec.hidden_size
         y = Seq(("N", "T", 1, H) if spec.layout else ("T", 1, "N", H), buf)
