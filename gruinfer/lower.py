@@ -426,6 +426,11 @@ class _Lowerer:
         """Final states: Concat of single states along their size-1 axis stacks layers ("L");
         layout ops on one state follow its N and H axes."""
         op, at, x = node.op, node.attrs, ins[0]
+        if any(isinstance(a, Seq) and not a.last for a in ins):
+            raise NotStreamable(f"node {node.name!r} ({op}): combines a GRU's final state with "
+                                "per-frame values, so every frame needs the whole sequence")
+        if any(isinstance(a, State) and not a.ks for a in ins):  # already on the Python path
+            return self.unknown_state(node)
         single = all(isinstance(a, State) and len(a.ks) == 1 and a.axes == x.axes for a in ins)
         if op == "Concat" and single and x.axes[at["axis"] % len(x.axes)] == 1:
             axis = at["axis"] % len(x.axes)
@@ -440,14 +445,18 @@ class _Lowerer:
             picked = self.pick_state(node, ins, x)
             if picked is not None:
                 return picked
-        if not any(isinstance(a, Seq) for a in ins) and all(
-                len(a.ks) == 1 for a in ins if isinstance(a, State)):
+        if all(len(a.ks) == 1 for a in ins if isinstance(a, State)):
             # Frame-wise ops on final states: after each frame, a final state is that frame's GRU
             # output, so they run as frame steps whose chunk value is the chunk's last frame.
             ins = [self.last_of(a) if isinstance(a, State) else a for a in ins]
             return self.node(node, ins)
-        self._python(node, op, "an op on final states the C stream does not reproduce")
-        return State((), ("?",))
+        return self.unknown_state(node)
+
+    def unknown_state(self, node):
+        """A value of final states only that the Python path computes from the carried states
+        (after a chunk they are the states after every frame streamed so far)."""
+        self._python(node, node.op, "an op on final states the C stream does not reproduce")
+        return [State((), ("?",))] * len(node.proto.output)
 
     def last_of(self, st):
         """A single GRU's final state as a frame-wise value (its GRU step's output buffer)."""
@@ -607,6 +616,10 @@ class _Lowerer:
             if at.get("to") == 1:
                 return [x]  # float to float: nothing to do
             return python("Cast on the time path")
+        if op in ("Gather", "Slice") and ins[0] is x and not x.last:
+            last = self.last_frame(node, ins, x)
+            if last is not None:
+                return [last]
         if op in ("Split", "Concat", "Gather", "Slice"):
             if op != "Slice":
                 axes = [at.get("axis", 0)]
@@ -621,6 +634,41 @@ class _Lowerer:
                 not_streamable("joins time-path values with constants or values of another rank")
             return [python(f"{op} over features (no C step)", a)[0] for a in self.feature_axes(node, ins, x)]
         not_streamable("its effect on the time axis is not known")
+
+    def last_frame(self, node, ins, x):
+        """y[-1] (Gather -1 on the time axis) or y[-1:] (Slice -1: on it): the last frame, which a
+        stream gives as a value from final states (its frame after each chunk), or None."""
+        at, t = node.attrs, x.axes.index("T") if "T" in x.axes else None
+        if t is None:
+            return None
+        if node.op == "Gather":
+            idx = ins[1]
+            if not isinstance(idx, np.ndarray) or idx.size != 1 or int(idx.reshape(-1)[0]) != -1 \
+                    or at.get("axis", 0) % len(x.axes) != t:
+                return None
+            axes = x.axes[:t] + ((1,) if idx.ndim else ()) + x.axes[t + 1:]
+        else:
+            if self.g.opset < 10:
+                starts, ends, axes_, steps = at.get("starts"), at.get("ends"), at.get("axes"), None
+            else:
+                pad = list(ins) + [None] * (5 - len(ins))
+                if any(v is not None and not isinstance(v, np.ndarray) for v in pad[1:5]):
+                    return None
+                starts, ends, axes_, steps = (None if v is None else np.reshape(v, -1) for v in pad[1:5])
+            axes_ = list(range(len(starts))) if axes_ is None else list(axes_)
+            steps = [1] * len(starts) if steps is None else steps
+            found = False
+            for s_, e, a, st in zip(starts, ends, axes_, steps):
+                a, big = int(a) % len(x.axes), int(e) >= (1 << 31) - 1
+                if a == t and int(s_) == -1 and big and int(st) == 1:
+                    found = True
+                elif a == t or not (int(s_) == 0 and int(st) == 1 and (big or (
+                        isinstance(x.axes[a], int) and int(e) >= x.axes[a]))):
+                    return None  # anything but the whole of the other axes
+            if not found:
+                return None
+            axes = x.axes[:t] + (1,) + x.axes[t + 1:]
+        return Seq(axes, x.buf, last=True)
 
     def elementwise_axes(self, node, ins, seqs, not_streamable):
         """Output axes of an element-wise op on time-path values of one layout and constants."""

@@ -63,7 +63,8 @@ def test_streams_in_c(name):
 
 # return_sequences=False (+ Dense): the first output comes from the last GRU's final state.
 FINAL_STATE_OUT = {"keras_gru_ra1_seq0": ["gru"], "keras_gru_ra0_seq0": ["gru"],
-                   "keras_stacked_dense": ["gru", "gru", "dense", "act"]}
+                   "keras_stacked_dense": ["gru", "gru", "dense", "act"],
+                   "keras_legacy_gru_ra1_last": ["gru"]}  # a GRU node and Slice(Y, -1:)
 
 
 @pytest.mark.parametrize("name", sorted(FINAL_STATE_OUT))

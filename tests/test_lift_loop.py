@@ -21,9 +21,9 @@ ort = pytest.importorskip("onnxruntime")
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 KERAS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURES, "keras_*.onnx")))
 # Fixtures whose export holds GRU Loops (all of Keras 3; legacy Keras 2 only with reset_after=False).
-# keras_legacy_gru_ra1 is already a GRU node; keras_gru_masking holds a masked loop (Keras peels the
-# first step out of the loop and carries the mask-selected state), which is not lifted.
-NOT_LIFTED = {"keras_legacy_gru_ra1", "keras_gru_masking"}
+# keras_legacy_gru_ra1 (and _ra1_last) are already GRU nodes; keras_gru_masking holds a masked loop
+# (Keras peels the first step out of the loop and carries the mask-selected state), which is not lifted.
+NOT_LIFTED = {"keras_legacy_gru_ra1", "keras_legacy_gru_ra1_last", "keras_gru_masking"}
 LOOP_FIXTURES = [n for n in KERAS if n not in NOT_LIFTED]
 # Inputs declared with a fixed length (6): the loop bounds are that number, not a shape.
 FIXED_LEN = {"keras_gru_fixed_len", "keras_legacy_gru_fixed_len"}

@@ -70,6 +70,11 @@ def test_dense_and_activations_lower_to_c_steps():
     (helper.make_node("Exp", ["y"], ["out"], name="exp"), "Exp"),
     (helper.make_node("Neg", ["y"], ["out"], name="neg"), "Neg"),
     (helper.make_node("ReduceMean", ["y"], ["out"], name="mean", axes=[2]), "ReduceMean"),
+    (helper.make_node("ReduceMax", ["y"], ["out"], name="max", axes=[-1], keepdims=0), "ReduceMax"),
+    (helper.make_node("Erf", ["y"], ["out"], name="erf"), "Erf"),
+    (helper.make_node("Max", ["y", "g"], ["out"], name="max_const"), "Max"),
+    (helper.make_node("PRelu", ["y", "g"], ["out"], name="prelu"), "PRelu"),
+    (helper.make_node("GlobalAveragePool", ["y"], ["out"], name="gap"), "GlobalAveragePool"),
 ])
 def test_python_path_is_declared_and_correct(head, op):
     sess = gruinfer.InferenceSession(gru_head([head], [("g", np.full(H, 1.5, np.float32))]))
@@ -111,6 +116,49 @@ def test_time_mixing_ops_not_streamable(head, why):
     if why:
         assert why in str(e.value)
     assert not sess.plan_info()["streamable"]
+
+
+BIG = np.iinfo(np.int64).max
+
+
+@pytest.mark.parametrize("nodes", [
+    [helper.make_node("Slice", ["y", "m1", "big", "zero"], ["out"], name="last")],
+    [helper.make_node("Gather", ["y", "m1s"], ["out"], name="last", axis=0)],
+    # tf2onnx's strided_slice: the whole batch axis and the last step of time in one Slice
+    [helper.make_node("Slice", ["y", "starts", "ends", "axes"], ["last"], name="last"),
+     helper.make_node("Squeeze", ["last", "zero"], ["out"], name="sq")],
+], ids=["slice", "gather", "slice_two_axes"])
+def test_last_frame_streams_as_a_final_state_value(nodes):
+    """y[-1] (Keras return_sequences=False after a GRU node): each chunk gives the last frame so far."""
+    inits = [("m1", np.array([-1], np.int64)), ("big", np.array([BIG], np.int64)),
+             ("zero", np.array([0], np.int64)), ("m1s", np.array(-1, np.int64)),
+             ("starts", np.array([0, -1], np.int64)), ("ends", np.array([BIG, BIG], np.int64)),
+             ("axes", np.array([1, 0], np.int64))]
+    sess = gruinfer.InferenceSession(gru_head(nodes, inits))
+    info = sess.plan_info()
+    assert info["streamable"] and info["lowered"] and info["steps"] == ["gru"]
+    x = x_data()
+    stream = sess.stream(N)
+    for a, b in ((0, 1), (1, 4), (4, T)):
+        got = stream.run(None, {"X": x[a:b]})
+        want = sess.run(None, {"X": x[:b]})
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and np.abs(g - w).max() <= 1e-5
+    stream.reset()
+    for t in range(T):
+        want = sess.run(None, {"X": x[:t + 1]})[0]
+        assert np.abs(stream.step(x[t]).reshape(want.shape) - want).max() <= 1e-5
+
+
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+def test_final_state_with_per_frame_values_not_streamable(op):
+    """y + Y_h (every frame plus the state after the last one) needs the whole sequence."""
+    nodes = [helper.make_node("Squeeze", ["Y_h", "zero"], ["h"], name="sq"),
+             helper.make_node(op, ["y", "h"], ["out"], name="mix")]
+    sess = gruinfer.InferenceSession(gru_head(nodes, [("zero", np.array([0], np.int64))]))
+    sess.run(None, {"X": x_data()})
+    with pytest.raises(gruinfer.NotStreamable, match="'mix'.*final state with per-frame"):
+        sess.stream(N)
 
 
 def test_softmax_before_opset_13_flattens_from_axis():
