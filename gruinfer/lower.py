@@ -237,7 +237,7 @@ class _Lowerer:
         if isinstance(x, Zeros) and op in ("Slice", "Reshape", "Squeeze", "Unsqueeze", "Transpose",
                                            "Identity", "Cast"):
             return [Zeros()]
-        if isinstance(x, Feed) and op == "Slice" and x.rows is None and x.unsq is None:
+        if isinstance(x, Feed) and op == "Slice" and (x.rows is None or x.unsq is not None):
             return [self.slice_feed(node, ins)]
         if isinstance(x, Feed) and op in ("Unsqueeze", "Reshape") and x.rows is None \
                 and x.unsq is None:
@@ -304,12 +304,17 @@ class _Lowerer:
         return Dims((None,))
 
     def slice_feed(self, node, ins):
-        starts, ends = (np.asarray(a).reshape(-1) for a in ins[1:3])
-        axes = np.asarray(ins[3]).reshape(-1) if len(ins) > 3 and ins[3] is not None else [0]
-        if list(axes) != [0] or len(starts) != 1 or ends[0] != starts[0] + 1 or starts[0] < 0:
-            raise NotStreamable(f"node {node.name!r} (Slice): initial states are taken from input "
-                                f"{ins[0].name!r} in a way streams do not follow (one row of axis 0 only)")
-        return Feed(ins[0].name, int(starts[0]))
+        """One row of axis 0 of a state input (PyTorch's per-layer h0[l:l+1]); the whole of a
+        size-1 axis inserted by an Unsqueeze keeps the input as it is."""
+        args, feed = _slice_args(node, ins, self.g.opset), ins[0]
+        if args is not None and len(args[0]) == 1 and args[3][0] == 1:
+            (start,), (end,), (axis,), _ = args
+            if feed.unsq is not None and axis == feed.unsq and start == 0 and end >= 1:
+                return feed
+            if feed.rows is None and feed.unsq is None and axis == 0 and 0 <= start and end == start + 1:
+                return Feed(feed.name, start)
+        raise NotStreamable(f"node {node.name!r} (Slice): initial states are taken from input "
+                            f"{feed.name!r} in a way streams do not follow (one row of axis 0 only)")
 
     def unsqueeze_feed(self, node, ins):
         """Unsqueeze (or Reshape to [1, N, H] / [N, 1, H]) of an [N, H] state input: the GRU's
@@ -476,14 +481,11 @@ class _Lowerer:
             ks = (x.ks[i],) if x.axes[axis] == "L" else x.ks
             axes = x.axes[:axis] + ((1,) if idx.ndim else ()) + x.axes[axis + 1:]
             return State(ks, axes) if len(ks) == 1 or "L" in axes else None
-        if self.g.opset < 10 or len(ins) < 3:
+        args = _slice_args(node, ins, self.g.opset)
+        if args is None:
             return None
-        starts, ends = (np.asarray(a).reshape(-1) for a in ins[1:3])
-        axes_ = np.asarray(ins[3]).reshape(-1) if len(ins) > 3 and ins[3] is not None \
-            else np.arange(len(starts))
-        steps = np.asarray(ins[4]).reshape(-1) if len(ins) > 4 and ins[4] is not None \
-            else np.ones(len(starts), np.int64)
-        if len(axes_) != 1 or int(steps[0]) != 1:
+        starts, ends, axes_, steps = args
+        if len(axes_) != 1 or steps[0] != 1:
             return None
         axis = int(axes_[0]) % r
         if x.axes[axis] != "L":
@@ -499,8 +501,9 @@ class _Lowerer:
         x = seqs[0]
         t = _time_axis(x.axes)  # None: a value from final states
         if any(a.last != x.last for a in seqs):
-            self._python(node, op, "mixes final states with per-frame values")
-            return [Seq(x.axes, None, last=x.last)] * len(node.proto.output)
+            raise NotStreamable(f"node {name!r} ({op}): combines values from a GRU's final state (or "
+                                "the last frame) with per-frame values, so every frame needs the "
+                                "whole sequence")
 
         def python(why, axes=None):
             self._python(node, op, why)
@@ -623,11 +626,11 @@ class _Lowerer:
         if op in ("Split", "Concat", "Gather", "Slice"):
             if op != "Slice":
                 axes = [at.get("axis", 0)]
-            elif self.g.opset < 10:
-                axes = at.get("axes", range(len(at["starts"])))
             else:
-                axes = np.asarray(ins[3]).reshape(-1) if len(ins) > 3 and ins[3] is not None \
-                    else range(len(np.asarray(ins[1]).reshape(-1)))
+                args = _slice_args(node, ins, self.g.opset)
+                if args is None:
+                    not_streamable("slices with bounds computed at run time")
+                axes = args[2]
             if any(x.axes[int(a) % len(x.axes)] in TN for a in axes):
                 not_streamable("works along the time or batch axis")
             if op == "Concat" and any(not isinstance(a, Seq) or len(a.axes) != len(x.axes) for a in ins):
@@ -648,22 +651,16 @@ class _Lowerer:
                 return None
             axes = x.axes[:t] + ((1,) if idx.ndim else ()) + x.axes[t + 1:]
         else:
-            if self.g.opset < 10:
-                starts, ends, axes_, steps = at.get("starts"), at.get("ends"), at.get("axes"), None
-            else:
-                pad = list(ins) + [None] * (5 - len(ins))
-                if any(v is not None and not isinstance(v, np.ndarray) for v in pad[1:5]):
-                    return None
-                starts, ends, axes_, steps = (None if v is None else np.reshape(v, -1) for v in pad[1:5])
-            axes_ = list(range(len(starts))) if axes_ is None else list(axes_)
-            steps = [1] * len(starts) if steps is None else steps
+            args = _slice_args(node, ins, self.g.opset)
+            if args is None:
+                return None
             found = False
-            for s_, e, a, st in zip(starts, ends, axes_, steps):
-                a, big = int(a) % len(x.axes), int(e) >= (1 << 31) - 1
-                if a == t and int(s_) == -1 and big and int(st) == 1:
+            for s_, e, a, st in zip(*args):
+                a, big = a % len(x.axes), e >= (1 << 31) - 1
+                if a == t and s_ == -1 and big and st == 1:
                     found = True
-                elif a == t or not (int(s_) == 0 and int(st) == 1 and (big or (
-                        isinstance(x.axes[a], int) and int(e) >= x.axes[a]))):
+                elif a == t or not (s_ == 0 and st == 1 and (big or (
+                        isinstance(x.axes[a], int) and e >= x.axes[a]))):
                     return None  # anything but the whole of the other axes
             if not found:
                 return None
@@ -709,16 +706,9 @@ class _Lowerer:
                 size = -(-axes[a] // n)
                 sizes = [min(size, axes[a] - i * size) for i in range(n)]
             return [tuple(axes[:a] + [int(d)] + axes[a + 1:]) for d in np.reshape(sizes, -1)]
-        if self.g.opset < 10:
-            starts, ends, sl_axes, steps = at["starts"], at["ends"], at.get("axes"), None
-        else:
-            pad = list(ins) + [None] * (5 - len(ins))
-            starts, ends, sl_axes, steps = (None if v is None else np.reshape(v, -1) for v in pad[1:5])
-        sl_axes = range(len(starts)) if sl_axes is None else sl_axes
-        steps = [1] * len(starts) if steps is None else steps
-        for s_, e, a, st in zip(starts, ends, sl_axes, steps):
-            a = int(a) % len(axes)
-            axes[a] = len(range(*slice(int(s_), int(e), int(st)).indices(axes[a])))
+        for s_, e, a, st in zip(*_slice_args(node, ins, self.g.opset)):
+            a = a % len(axes)
+            axes[a] = len(range(*slice(s_, e, st).indices(axes[a])))
         return [tuple(axes)]
 
     def row_op(self, x, over):
@@ -862,6 +852,28 @@ class _Lowerer:
         for i in unknown:
             out[i] = feat // known
         return tuple(out)
+
+
+def _slice_args(node, ins, opset):
+    """A Slice's (starts, ends, axes, steps) as lists of ints in either opset form (axes and
+    steps filled in), or None when a bound is not a constant."""
+    at = node.attrs
+    if opset < 10:
+        starts, ends, axes, steps = at.get("starts"), at.get("ends"), at.get("axes"), None
+        if starts is None or ends is None:
+            return None
+    else:
+        pad = list(ins) + [None] * (5 - len(ins))
+        if pad[1] is None or pad[2] is None or \
+                any(v is not None and not isinstance(v, np.ndarray) for v in pad[1:5]):
+            return None
+        starts, ends, axes, steps = (None if v is None else np.reshape(v, -1) for v in pad[1:5])
+    starts, ends = [int(v) for v in starts], [int(v) for v in ends]
+    axes = list(range(len(starts))) if axes is None else [int(v) for v in axes]
+    steps = [1] * len(starts) if steps is None else [int(v) for v in steps]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        return None
+    return starts, ends, axes, steps
 
 
 def _zero_fill(node, ins):

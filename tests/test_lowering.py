@@ -150,15 +150,55 @@ def test_last_frame_streams_as_a_final_state_value(nodes):
         assert np.abs(stream.step(x[t]).reshape(want.shape) - want).max() <= 1e-5
 
 
-@pytest.mark.parametrize("op", ["Add", "Mul"])
-def test_final_state_with_per_frame_values_not_streamable(op):
-    """y + Y_h (every frame plus the state after the last one) needs the whole sequence."""
-    nodes = [helper.make_node("Squeeze", ["Y_h", "zero"], ["h"], name="sq"),
-             helper.make_node(op, ["y", "h"], ["out"], name="mix")]
-    sess = gruinfer.InferenceSession(gru_head(nodes, [("zero", np.array([0], np.int64))]))
+@pytest.mark.parametrize("case", ["add_state", "mul_state", "tanh_of_state", "times_last_frame"])
+def test_final_state_with_per_frame_values_not_streamable(case):
+    """y + Y_h, y + tanh(Y_h), y * y[-1:]: every frame combined with the end of the sequence."""
+    sq = helper.make_node("Squeeze", ["Y_h", "zero"], ["h"], name="sq")
+    nodes = {"add_state": [sq, helper.make_node("Add", ["y", "h"], ["out"], name="mix")],
+             "mul_state": [sq, helper.make_node("Mul", ["h", "y"], ["out"], name="mix")],
+             "tanh_of_state": [sq, helper.make_node("Tanh", ["h"], ["th"], name="th"),
+                               helper.make_node("Add", ["y", "th"], ["out"], name="mix")],
+             "times_last_frame": [helper.make_node("Slice", ["y", "m1", "big", "zero"], ["yl"], name="yl"),
+                                  helper.make_node("Mul", ["y", "yl"], ["out"], name="mix")]}[case]
+    inits = [("zero", np.array([0], np.int64)), ("m1", np.array([-1], np.int64)),
+             ("big", np.array([BIG], np.int64))]
+    sess = gruinfer.InferenceSession(gru_head(nodes, inits))
     sess.run(None, {"X": x_data()})
-    with pytest.raises(gruinfer.NotStreamable, match="'mix'.*final state with per-frame"):
+    with pytest.raises(gruinfer.NotStreamable, match="'mix'.*per-frame values"):
         sess.stream(N)
+
+
+def test_opset9_slices_of_states_stream():
+    """Slice takes its bounds as attributes before opset 10: per-layer h0[l:l+1] and hn[-1:]."""
+    rng = np.random.default_rng(9)
+    layers = []
+    for l in range(2):
+        W = (rng.standard_normal((1, 3 * H, I if l == 0 else H)) * 0.5).astype(np.float32)
+        R = (rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32)
+        layers += [(f"W{l}", W), (f"R{l}", R)]
+    nodes = [helper.make_node("Slice", ["h0"], ["h0_0"], name="h0_0", starts=[0], ends=[1], axes=[0]),
+             helper.make_node("Slice", ["h0"], ["h0_1"], name="h0_1", starts=[1], ends=[2], axes=[0]),
+             helper.make_node("GRU", ["X", "W0", "R0", "", "", "h0_0"], ["Y0", "Yh0"], name="gru0",
+                              hidden_size=H, linear_before_reset=1),
+             helper.make_node("Squeeze", ["Y0"], ["y0"], name="sq0", axes=[1]),
+             helper.make_node("GRU", ["y0", "W1", "R1", "", "", "h0_1"], ["Y1", "Yh1"], name="gru1",
+                              hidden_size=H, linear_before_reset=1),
+             helper.make_node("Concat", ["Yh0", "Yh1"], ["hn"], name="cat", axis=0),
+             helper.make_node("Slice", ["hn"], ["last"], name="last", starts=[-1], ends=[BIG], axes=[0])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", I]),
+                     helper.make_tensor_value_info("h0", TensorProto.FLOAT, [2, "N", H])],
+        [helper.make_tensor_value_info("last", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(a, n) for n, a in layers])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    m.ir_version = 8
+    sess = gruinfer.InferenceSession(m)
+    assert sess.plan_info()["lowered"], sess.plan_info()
+    x, h0 = x_data(), rng.standard_normal((2, N, H)).astype(np.float32)
+    stream = sess.stream(N)
+    for a, b in ((0, 3), (3, T)):
+        got = stream.run(None, {"X": x[a:b], **({"h0": h0} if a == 0 else {})})[0]
+    assert np.abs(got - sess.run(None, {"X": x, "h0": h0})[0]).max() <= 1e-5
 
 
 def test_softmax_before_opset_13_flattens_from_axis():
@@ -212,6 +252,11 @@ H0_FORMS = {
                                 17, [("ax", np.array([1], np.int64))]),
     "layout1_reshape": ([helper.make_node("Reshape", ["h0", "shape"], ["h0_3d"], name="resh")], 1, 17,
                         [("shape", np.array([-1, 1, H], np.int64))]),
+    # the dynamo exporter slices the whole inserted axis again (h.unsqueeze(0)[0:1])
+    "unsqueeze_then_slice": ([helper.make_node("Unsqueeze", ["h0", "ax"], ["h0_u"], name="unsq"),
+                              helper.make_node("Slice", ["h0_u", "s0", "s1", "ax"], ["h0_3d"], name="sl")],
+                             0, 17, [("ax", np.array([0], np.int64)), ("s0", np.array([0], np.int64)),
+                                     ("s1", np.array([1], np.int64))]),
 }
 
 
