@@ -86,7 +86,11 @@ class Graph:
         self.nodes = []
         # Partly known shapes and 1-D int values (None: unknown entry), enough to fold the
         # Shape -> Slice -> Mul arithmetic unoptimised exports use to rebuild weights.
-        self.shapes = {v.name: [None] * len(v.type.tensor_type.shape.dim) for v in g.input
+        # Of the declared input sizes only those past the first two axes are taken (feature sizes,
+        # which runs check): the first two hold time and batch, which streams let vary.
+        self.shapes = {v.name: [d.dim_value if i >= 2 and d.HasField("dim_value") and d.dim_value > 0
+                                else None for i, d in enumerate(v.type.tensor_type.shape.dim)]
+                       for v in g.input
                        if v.name not in init_names and v.type.tensor_type.HasField("shape")}
         self.partial = {}
         # value -> the feeds (graph inputs, overridable initializers) its data depends on (a Shape
@@ -232,21 +236,29 @@ class Graph:
             else:
                 self.constants[out] = np.asarray(known, np.int64)
         elif op == "Concat" and all(part(v) is not None for v in ins):
-            self.partial[out] = [e for v in ins for e in part(v)]
+            self._known(out, [e for v in ins for e in part(v)])
         elif op in ("Reshape", "Squeeze", "Unsqueeze") and part(ins[0]) is not None \
                 and len(part(ins[0])) == 1:
             self.partial[out] = part(ins[0])
         elif op == "Gather" and ins[0] in self.partial and ins[1] in self.constants:
             dims = self.partial[ins[0]]
-            idx = np.asarray(self.constants[ins[1]]).reshape(-1)
-            if all(-len(dims) <= int(i) < len(dims) for i in idx):  # else run_op says why
-                self.partial[out] = [dims[int(i)] for i in idx]
+            idx = np.asarray(self.constants[ins[1]])
+            if all(-len(dims) <= int(i) < len(dims) for i in idx.reshape(-1)):  # else run_op says why
+                self._known(out, [dims[int(i)] for i in idx.reshape(-1)], idx.shape)
         elif op == "ConstantOfShape" and part(ins[0]) is not None:
             self.shapes[out] = part(ins[0])
         elif op == "Expand" and ins[0] in self.constants and part(ins[1]) is not None:
             target, have = part(ins[1]), list(np.shape(self.constants[ins[0]]))
             have = [1] * (len(target) - len(have)) + have
             self.shapes[out] = [h if t == 1 else t if h == 1 else None for t, h in zip(target, have)]
+
+    def _known(self, out, entries, shape=None):
+        """A 1-D int value from shapes: a constant once every entry is known (x.shape[-1] ** -0.5
+        then folds), else partly known."""
+        if None in entries:
+            self.partial[out] = entries
+        else:
+            self.constants[out] = np.asarray(entries, np.int64).reshape(shape if shape is not None else -1)
 
     def run_op(self, node, values, load=False, reshapes=None):
         """Outputs of a non-GRU node given the values so far; errors name the node.

@@ -13,9 +13,12 @@ ACT_STEPS = {"Sigmoid": (0, 0.0, 0.0), "Tanh": (1, 0.0, 0.0), "Relu": (2, 0.0, 0
 # Element-wise ops without a C step: frame-wise, so they stream on the Python path.  Inputs other
 # than time-path values must be constants that do not vary along time or batch.
 ELEMENTWISE_PY = ("Sqrt", "Neg", "Exp", "Log", "Abs", "Sign", "Floor", "Ceil", "Round", "Reciprocal",
-                  "Erf", "Gelu", "Selu", "HardSwish", "Not", "Pow", "PRelu", "Min", "Max", "Sum",
+                  "Erf", "Gelu", "Selu", "HardSwish", "Mish", "Celu", "Not", "Pow", "PRelu", "Min", "Max", "Sum",
                   "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
                   "Xor", "Where", "Add", "Sub", "Mul", "Div")
+# A size cast to a float type becomes a constant; then arithmetic on such constants stays one.
+FLOAT_TYPES = (1, 10, 11, 16)
+SCALE_ARITHMETIC = ("Pow", "Sqrt", "Div", "Mul", "Add", "Sub", "Neg", "Reciprocal", "Cast")
 # Reduce ops -> the first opset that takes their axes as an input.
 REDUCE_OPS = {"ReduceMean": 18, "ReduceSum": 13, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18,
               "ReduceSumSquare": 18, "ReduceL2": 18}
@@ -232,7 +235,15 @@ class _Lowerer:
             return [self.shape(x, at)]
         if op in ("ConstantOfShape", "Expand") and _zero_fill(node, ins):
             return [Zeros()]
-        if isinstance(x, Dims) or (op in ("Concat", "Mul") and any(isinstance(a, Dims) for a in ins)):
+        if op == "Cast" and isinstance(x, Dims) and at.get("to") in FLOAT_TYPES and all(
+                isinstance(e, int) for e in x.entries):
+            # sizes known here turned into numbers (y.shape[-1] ** -0.5): constants from now on
+            return self.g.run_op(node, {node.proto.input[0]: np.asarray(x.entries, np.int64)})
+        if op in SCALE_ARITHMETIC and any(isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                          for a in ins) and all(isinstance(a, np.ndarray) for a in ins):
+            return self.g.run_op(node, dict(zip(node.proto.input, ins)))
+        if not any(isinstance(a, (Seq, State)) for a in ins) and (
+                isinstance(x, Dims) or op in ("Concat", "Mul") and any(isinstance(a, Dims) for a in ins)):
             return [self.dims(node, ins)]
         if isinstance(x, Zeros) and op in ("Slice", "Reshape", "Squeeze", "Unsqueeze", "Transpose",
                                            "Identity", "Cast"):
@@ -253,6 +264,9 @@ class _Lowerer:
                 x = self.g.constants[x.name]  # an overridable table: packed, as GRU weights are
             return [self.embed(node, x, ins[1])]
         seqs = [a for a in ins if isinstance(a, Seq)]
+        if seqs:  # a weight the exporter also listed as an input: packed, as GRU weights are
+            ins = [self.g.constants[a.name] if isinstance(a, Feed) and a.rows is None and a.unsq is None
+                   and a.name in self.g.overridable and a.name in self.g.constants else a for a in ins]
         if any(a.ids for a in seqs):
             self._python(node, op, "an op on token ids other than an embedding lookup")
             return [Seq(x.axes if isinstance(x, Seq) else seqs[0].axes, None)] * n_out
@@ -511,6 +525,10 @@ class _Lowerer:
 
         def not_streamable(why):
             raise NotStreamable(f"node {name!r} ({op}): {why}; it needs the whole sequence")
+
+        if any(isinstance(a, Dims) for a in ins) and op not in ("Reshape", "Expand", "Slice"):
+            not_streamable("combines a time-path value with a number computed from shapes that "
+                           "streams do not know (such as the sequence length)")
 
         if op in ACT_STEPS:
             kind, da, db = ACT_STEPS[op]

@@ -371,6 +371,55 @@ def _pad(ins, at, opset):
     raise ValueError(f"mode {mode!r} must be constant, reflect, edge or wrap")
 
 
+def _flatten(ins, at, opset):
+    x, axis = ins[0], at.get("axis", 1)
+    axis += x.ndim if axis < 0 else 0
+    return [x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))]
+
+
+def _topk(ins, at, opset):
+    x = ins[0]
+    k = int(np.asarray(at["k"] if opset < 10 else ins[1]).reshape(-1)[0])
+    axis = at.get("axis", -1) % x.ndim
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"k={k} is out of range for axis {axis} of size {x.shape[axis]}")
+    largest = at.get("largest", 1)
+    # a stable sort keeps equal values in index order, as onnxruntime returns them
+    order = np.argsort(-x if largest else x, axis=axis, kind="stable")
+    idx = np.take(order, np.arange(k), axis=axis)
+    return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
+
+
+def _element_index(x, idx, axis):
+    """The full index of every element of idx into x along axis (indices may be smaller than x on
+    the other axes, as ONNX allows), negative indices counted from the end."""
+    n = x.shape[axis]
+    if idx.ndim != x.ndim or any(i > d for i, d in zip(idx.shape, x.shape)) or (
+            idx.size and (idx.min() < -n or idx.max() >= n)):
+        raise ValueError(f"indices of shape {list(idx.shape)} must have rank {x.ndim}, fit in "
+                         f"{list(x.shape)} and lie in [{-n}, {n - 1}] along axis {axis}")
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[axis] = np.where(idx < 0, idx + n, idx)
+    return tuple(grid)
+
+
+def _scatter_elements(ins, at, opset):
+    x, idx, upd = ins
+    axis, reduction = at.get("axis", 0) % x.ndim, at.get("reduction", b"none")
+    if reduction not in (b"none", "none"):
+        raise ValueError(f"reduction {reduction!r} is not supported")
+    if upd.shape != idx.shape:
+        raise ValueError(f"updates of shape {list(upd.shape)} must match indices {list(idx.shape)}")
+    out = x.copy()
+    out[_element_index(x, idx, axis)] = upd
+    return [out]
+
+
+def _gather_elements(ins, at, opset):
+    x, idx = ins
+    return [x[_element_index(x, idx, at.get("axis", 0) % x.ndim)]]
+
+
 # op -> fn(inputs (None for an omitted optional input), attributes, opset) -> list of outputs.
 OPS = {
     "Gemm": _gemm,
@@ -426,6 +475,14 @@ OPS = {
     "Selu": _float(_selu),
     "ThresholdedRelu": _float(lambda x, at: np.where(x > at.get("alpha", 1.0), x, 0)),
     "HardSwish": _float(lambda x, at: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "Mish": _float(lambda x, at: x * np.tanh(np.logaddexp(0, x))),
+    "Celu": _float(lambda x, at: np.maximum(x, 0) + np.minimum(
+        0, at.get("alpha", 1.0) * np.expm1(np.minimum(x, 0) / at.get("alpha", 1.0)))),
+    "Flatten": _flatten,
+    "NonZero": lambda ins, at, opset: [np.array(np.nonzero(ins[0]), dtype=np.int64).reshape(ins[0].ndim, -1)],
+    "TopK": _topk,
+    "ScatterElements": _scatter_elements,
+    "GatherElements": _gather_elements,
     "PRelu": _prelu,
     "Min": _variadic(lambda ins: np.minimum.reduce(np.broadcast_arrays(*ins))),
     "Max": _variadic(lambda ins: np.maximum.reduce(np.broadcast_arrays(*ins))),

@@ -245,6 +245,14 @@ def test_integer_weights():
     load_error(gru_model(W=W), InvalidModel, NODE, "input W", "float", "int32")
 
 
+@pytest.mark.parametrize("dtype, role", [(np.float64, "W"), (np.float16, "R"), (np.float64, "B")])
+def test_weights_that_are_not_float32_are_refused(dtype, role):
+    """A model exported in double (or half) precision is refused, not silently run in float32."""
+    W, R, B = (a.astype(dtype) if r == role else a for a, r in zip(_weights(), "WRB"))
+    load_error(gru_model(W=W, R=R, B=B), InvalidModel, NODE, f"input {role}", np.dtype(dtype).name,
+               "float32 only")
+
+
 def test_truncated_initializer():
     model = gru_model()
     t = model.graph.initializer[0]

@@ -168,6 +168,49 @@ def test_final_state_with_per_frame_values_not_streamable(case):
         sess.stream(N)
 
 
+def _feature_scale(axis):
+    """y * Cast(Shape(y)[axis]) ** -0.5 (attention-style scaling by a size)."""
+    return [helper.make_node("Shape", ["y"], ["shp"], name="shape"),
+            helper.make_node("Gather", ["shp", f"ax{axis}"], ["size"], name="size", axis=0),
+            helper.make_node("Cast", ["size"], ["fsize"], name="cast", to=TensorProto.FLOAT),
+            helper.make_node("Pow", ["fsize", "mhalf"], ["scale"], name="pow"),
+            helper.make_node("Mul", ["y", "scale"], ["out"], name="scaled")]
+
+
+def _scale_inits():
+    return [("mhalf", np.float32(-0.5))] + [(f"ax{a}", np.array(a, np.int64)) for a in range(3)]
+
+
+def test_scale_by_a_feature_size_streams_in_c():
+    sess = gruinfer.InferenceSession(gru_head(_feature_scale(2), _scale_inits()))
+    info = sess.plan_info()
+    assert info["lowered"] and info["steps"] == ["gru", "binary"], info
+    stream_matches_run(sess)
+
+
+def test_scale_by_the_sequence_length_not_streamable():
+    sess = gruinfer.InferenceSession(gru_head(_feature_scale(0), _scale_inits()))
+    sess.run(None, {"X": x_data()})
+    with pytest.raises(gruinfer.NotStreamable, match="'scaled'.*sequence length"):
+        sess.stream(N)
+
+
+def test_weights_listed_as_inputs_are_packed():
+    """keep_initializers_as_inputs=True: a Linear weight that is also a graph input."""
+    rng = np.random.default_rng(3)
+    m = gru_head([helper.make_node("MatMul", ["y", "w"], ["m"], name="mm"),
+                  helper.make_node("Add", ["m", "b"], ["out"], name="bias")],
+                 [("w", rng.standard_normal((H, 5)).astype(np.float32)),
+                  ("b", rng.standard_normal(5).astype(np.float32))])
+    for t in m.graph.initializer:
+        m.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    sess = gruinfer.InferenceSession(m)
+    assert sess.plan_info()["lowered"] and sess.plan_info()["steps"] == ["gru", "dense"]
+    stream_matches_run(sess)
+    with pytest.raises(gruinfer.InvalidArgument, match="'w' is a weight"):
+        sess.stream(N).run(None, {"X": x_data(), "w": np.zeros((H, 5), np.float32)})
+
+
 def test_opset9_slices_of_states_stream():
     """Slice takes its bounds as attributes before opset 10: per-layer h0[l:l+1] and hn[-1:]."""
     rng = np.random.default_rng(9)

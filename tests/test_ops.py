@@ -134,6 +134,18 @@ CASES = {
     "pad_reflect": ("Pad", 13, [f(3, 4), i64(1, 1, 1, 2)], dict(mode="reflect"), 1),
     "pad_edge_axes": ("Pad", 18, [f(3, 4), i64(2, 1), None, i64(1)], dict(mode="edge"), 1),
     "pad_2": ("Pad", 2, [f(2, 3)], dict(pads=[1, 0, 0, 1], value=2.0), 1),
+    "mish": ("Mish", 18, [f(3, 4)], {}, 1),
+    "celu": ("Celu", 12, [f(3, 4)], dict(alpha=0.7), 1),
+    "flatten": ("Flatten", 13, [f(2, 3, 4)], {}, 1),
+    "flatten_axis0": ("Flatten", 13, [f(2, 3, 4)], dict(axis=0), 1),
+    "flatten_neg": ("Flatten", 13, [f(2, 3, 4)], dict(axis=-1), 1),
+    "nonzero": ("NonZero", 13, [np.asarray([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], np.float32)], {}, 1),
+    "topk": ("TopK", 11, [np.asarray([[3, 1, 3, 2], [0, 5, 5, 1]], np.float32), i64(2)], {}, 2),
+    "topk_smallest": ("TopK", 11, [f(3, 5), i64(3)], dict(axis=0, largest=0), 2),
+    "scatterelements": ("ScatterElements", 13, [f(3, 4), np.asarray([[2, 0], [1, -1]], np.int64), f(2, 2)],
+                        dict(axis=1), 1),
+    "gatherelements": ("GatherElements", 13, [f(3, 4), np.asarray([[2, 0], [1, -1]], np.int64)],
+                       dict(axis=1), 1),
 }
 
 
