@@ -71,6 +71,10 @@ class Graph:
         if any(n.op_type == "Loop" for n in model.graph.node):
             from .lift_loop import lift_loops
             model, self.loop_notes = lift_loops(model)
+        self.cell_notes = []  # GRU cells written as plain ops that lift_cells made GRU nodes
+        if _may_hold_cells(model.graph):
+            from .lift_cells import lift_cells
+            model, self.cell_notes = lift_cells(model)
         g = model.graph
         self.opset = opset_version(model)
         self.constants = {}
@@ -284,6 +288,14 @@ class Graph:
             shapes = ", ".join("None" if a is None else str(list(np.shape(a))) for a in ins)
             raise cls(f"node {node.name!r} ({node.op}) failed{' ' + when if when else ''}: "
                       f"{e} (input shapes {shapes})") from None
+
+
+def _may_hold_cells(g):
+    """Whether a graph has what a GRU cell written as plain ops needs: a gate activation, two
+    matrix products and two products (a cheap test before lift_cells' analysis)."""
+    ops = [n.op_type for n in g.node]
+    return (any(op in ops for op in ("Sigmoid", "HardSigmoid", "Clip", "Min")) and
+            ops.count("MatMul") + ops.count("Gemm") >= 2 and ops.count("Mul") >= 2)
 
 
 def _attrs(node):

@@ -98,6 +98,11 @@ class Lowering:
     def lowered(self):
         return not self.not_lowered
 
+    def frames(self, x):
+        """Frames in a chunk x of the time input: its time axis, or 1 when the input is one frame
+        (a single-step cell model: the graph adds the time axis itself)."""
+        return x.shape[self.in_axes.index("T")] if "T" in self.in_axes else 1
+
 
 def lower(graph, kernel):
     """Lower a graph for streaming, or raise NotStreamable naming the node that needs the whole sequence."""
@@ -125,6 +130,9 @@ def lower(graph, kernel):
         shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
     if shape is None or len(shape) < 2:
         raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time and batch)")
+    if _one_frame(graph, grus[0], inputs[time_input]):
+        F = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
+        return _Lowerer(graph, kernel, time_input, ("N", F)).run()
     first = None
     for t_axis in (0, 1):
         axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
@@ -134,6 +142,20 @@ def lower(graph, kernel):
         except _Mismatch as e:
             first = first or e
     raise NotStreamable(str(first))
+
+
+def _one_frame(graph, gru, arg):
+    """Whether the time input is one frame [N, F] and the graph makes the time axis itself:
+    the first GRU's X is Unsqueeze(., axis 0) of a rank-2 float value (lift_cells writes
+    single-step cell models so)."""
+    if arg.type != "tensor(float)" or arg.shape is None or len(arg.shape) != 2:
+        return False
+    node = next((n for n in graph.nodes if gru.proto.input[0] in n.proto.output), None)
+    if node is None or node.op != "Unsqueeze":
+        return False
+    axes = node.attrs.get("axes") if graph.opset < 13 else \
+        graph.constants.get(node.proto.input[1]) if len(node.proto.input) > 1 else None
+    return axes is not None and [int(a) for a in np.reshape(axes, -1)] == [0]
 
 
 def _c_layout(axes):
@@ -781,12 +803,15 @@ class _Lowerer:
                 raise NotStreamable(f"node {name!r} (Squeeze): squeezes every size-1 axis, which "
                                     "may include time or batch; it cannot stream")
             spec = [int(a) for a in np.asarray(spec).reshape(-1)]
+            frame = "T" not in self.low.in_axes  # the time input is one frame: see _one_frame
             if op == "Squeeze":
                 drop = {a % len(axes) for a in spec}
-                if any(axes[a] != 1 for a in drop):
+                if any(axes[a] != 1 and not (frame and axes[a] == "T") for a in drop):
                     raise NotStreamable(f"node {name!r} (Squeeze): squeezes the time, batch or a "
                                         "feature axis; it cannot stream")
                 return tuple(a for i, a in enumerate(axes) if i not in drop)
+            if frame and spec == [0] and "T" not in axes:
+                return ("T",) + tuple(axes)  # one frame gets its time axis: the GRU's X
             rank = len(axes) + len(spec)
             for a in sorted(s % rank for s in spec):
                 axes.insert(a, 1)

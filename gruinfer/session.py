@@ -133,7 +133,7 @@ class InferenceSession:
         if (set(self._graph.overridable) - low.state_inputs.keys()) & feeds.keys():
             return False
         x = feeds.get(low.time_input)
-        return x is not None and x.ndim == len(low.in_axes) and x.shape[low.in_axes.index("T")] >= 1
+        return x is not None and x.ndim == len(low.in_axes) and low.frames(x) >= 1
 
     def _execute(self, feeds, states=None, reshapes=None):
         """Every graph value for these feeds.  states: {GRU node name: (h [N, H], fresh [N] bool)}
@@ -225,15 +225,17 @@ class InferenceSession:
         """How this model streams: {"streamable", "lowered" (every op in the C plan), "steps"
         (C plan step kinds), "not_lowered" ([(node, op, why)]: what runs on the Python path),
         "reason" (why it cannot stream, or None), "loops" (what became of each Loop: Keras
-        GRU loops are lifted into GRU nodes at load)}."""
+        GRU loops are lifted into GRU nodes at load), "cells" (GRU cells written as plain ops,
+        e.g. nn.GRUCell steps or unrolled loops, lifted into GRU nodes at load)}."""
         low = self._lowering()
-        loops = list(self._graph.loop_notes)
+        loops, cells = list(self._graph.loop_notes), list(self._graph.cell_notes)
         if isinstance(low, Exception):
             return {"streamable": False, "lowered": False, "steps": [], "not_lowered": [],
-                    "reason": str(low), "loops": loops}
+                    "reason": str(low), "loops": loops, "cells": cells}
         return {"streamable": True, "lowered": low.lowered,
                 "steps": [step[0] for step in low.steps] if low.lowered else [],
-                "not_lowered": list(low.not_lowered), "reason": None, "loops": loops}
+                "not_lowered": list(low.not_lowered), "reason": None, "loops": loops,
+                "cells": cells}
 
     def stream(self, batch_size=1):
         """A stream of batch_size independent slots: a Stream over the C plan when the model is

@@ -50,7 +50,7 @@ class _StreamBase:
             x = coerce_float(x, f"input {low.time_input!r}", shape)
         elif x.ndim != len(shape) or x.shape[low.in_axes.index("N")] != N:
             raise InvalidArgument(f"input {low.time_input!r}: expected shape {shape}, got {list(x.shape)}")
-        if x.shape[low.in_axes.index("T")] < 1:
+        if low.frames(x) < 1:
             raise InvalidArgument(f"input {low.time_input!r}: a chunk needs at least one frame")
         feeds[low.time_input] = x
         return names, feeds
@@ -188,8 +188,8 @@ class Stream(_StreamBase, _core.StreamCore):
         x = feeds[low.time_input]
         if low.in_ids:
             x = self._ids(x, f"input {low.time_input!r}")
-        t, n = low.in_axes.index("T"), low.in_axes.index("N")
-        T = x.shape[t]
+        n, T = low.in_axes.index("N"), low.frames(x)
+        x_st = x.strides[low.in_axes.index("T")] // 4 if "T" in low.in_axes else 0
         new_states = self._state_rows(feeds)
         outs, arrays = {}, {}
         wanted = [low.outputs[name] for name in names]
@@ -201,14 +201,14 @@ class Stream(_StreamBase, _core.StreamCore):
             axes = _split_rows(a.axes)  # merged rows: filled as [N, T, ...] or [T, N, ...]
             arr = np.empty(_sizes(axes, T, N), np.float32)
             # a final-state value: every frame writes the same place, the chunk's last one stays
-            st = 0 if a.last else arr.strides[axes.index("T")] // 4
+            st = 0 if a.last or "T" not in axes else arr.strides[axes.index("T")] // 4
             arrays[a.buf] = (arr, axes)
             outs[a.buf - 1] = (arr, st, arr.strides[axes.index("N")] // 4)
         saved = {i: self._get(i) for i in new_states}
         try:
             for i, h in new_states.items():
                 self._set(i, h)
-            self.run_chunk(x, T, x.strides[t] // 4, x.strides[n] // 4, outs)
+            self.run_chunk(x, T, x_st, x.strides[n] // 4, outs)
         except BaseException:
             for i, h in saved.items():
                 self._set(i, h)
@@ -333,8 +333,9 @@ class PyStream(_StreamBase):
         low = self._low
         head = low.outputs[self._session._graph.outputs[0].name]
         x = np.asarray(x)
-        y = self.run([self._session._graph.outputs[0].name],
-                     {low.time_input: np.expand_dims(x, low.in_axes.index("T"))})[0]
+        if "T" in low.in_axes:
+            x = np.expand_dims(x, low.in_axes.index("T"))
+        y = self.run([self._session._graph.outputs[0].name], {low.time_input: x})[0]
         if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
         if out is None:
