@@ -92,6 +92,7 @@ class Lowering:
     initial: dict = field(default_factory=dict)        # GRU index -> constant initial_h [1 or N, H]
     reshapes: dict = field(default_factory=dict)       # Reshape node -> (input axes, output axes)
     in_ids: bool = False             # the time input holds token ids (fed to C as float32)
+    batch: object = None             # the only batch size the plan follows (a Reshape read it), or None
     plan: object = None
 
     @property
@@ -136,9 +137,10 @@ def lower(graph, kernel):
     first = None
     for t_axis in (0, 1):
         axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
+        static = {"T": axes[t_axis], "N": axes[1 - t_axis]}  # sizes the input declares fixed
         axes[t_axis], axes[1 - t_axis] = "T", "N"
         try:
-            return _Lowerer(graph, kernel, time_input, tuple(axes)).run()
+            return _Lowerer(graph, kernel, time_input, tuple(axes), static).run()
         except _Mismatch as e:
             first = first or e
     raise NotStreamable(str(first))
@@ -182,9 +184,13 @@ def _time_axis(axes):
 class _Lowerer:
     """One pass over the nodes in order, giving each value an abstract meaning and the plan its steps."""
 
-    def __init__(self, graph, kernel, time_input, in_axes):
+    def __init__(self, graph, kernel, time_input, in_axes, static=None):
         self.g, self.kernel = graph, kernel
         self.low = Lowering(time_input, in_axes, {}, [], [], [])
+        # time and batch sizes the time input declares fixed; a Reshape whose target only
+        # matches through them (read as that axis) is followed in C only: see self.pinned
+        self.static = {a: d for a, d in (static or {}).items() if d}
+        self.pinned = None
         in_type = next(a for a in graph.inputs if a.name == time_input).type
         ids = in_type in ("tensor(int64)", "tensor(int32)")
         rows = _c_layout(in_axes) and None not in in_axes and (in_type == "tensor(float)" or ids)
@@ -242,6 +248,9 @@ class _Lowerer:
             raise NotStreamable(
                 f"the first graph output {self.g.outputs[0].name!r} is not computed frame by frame "
                 "from a GRU, so step() has nothing to return")
+        if self.pinned and not low.lowered:
+            raise NotStreamable(self.pinned + "; on the Python path such a Reshape cannot follow "
+                                "chunks of other sizes")
         if low.lowered:
             low.plan = _core.Plan(_width(low.in_axes), low.steps, self.kernel)
         return low
@@ -844,6 +853,22 @@ class _Lowerer:
                                 "axis is time after it")
         feat = int(np.prod([a for a in src if a not in TN]))
         rows = "".join(tn)  # the time and batch letters in order, e.g. "NT"
+        if self.static.get("N") == 1 and sorted(tn) == ["N", "T"]:
+            try:
+                return self._reshape_rows(where, tn, target, feat, baked=True)
+            except NotStreamable:
+                pass
+            # one slot: [1, T, F] and [T, 1, F] hold the same rows, so a Reshape may move the
+            # batch axis (tf2onnx writes the Transpose of a fixed batch of 1 so)
+            try:
+                out = self._reshape_rows(where, ["T"], target, feat, baked=True)
+            except NotStreamable:
+                out = None
+            ones = [i for i, a in enumerate(out or ()) if a == 1]
+            if ones:
+                i = next((i for i in ones if i > out.index("T")), ones[-1])
+                self.pin(where + "moves the batch axis of a fixed batch of 1")
+                return out[:i] + ("N",) + out[i + 1:]
         if any(a in MERGED for a in tn):
             # rows merged before: kept merged, or split back into batch and time (no baked sizes)
             try:
@@ -861,6 +886,17 @@ class _Lowerer:
                 raise NotStreamable(f"{e}; nor does it merge time and batch alone into one row "
                                     "axis (it moves them into features or features into rows)") from None
 
+    def _static_size(self, sym):
+        """The fixed size of row axis sym ("T", "N", or merged "NT"/"TN") the input declares, or None."""
+        sizes = [self.static.get(a) for a in sym]
+        return int(np.prod(sizes)) if all(sizes) else None
+
+    def pin(self, why):
+        """A Reshape matched through a fixed size: the stream follows it in C (the plan is row-wise),
+        for chunks of any length; the batch size stays the declared one (sess.stream checks)."""
+        self.pinned = self.pinned or why
+        self.low.batch = self.static.get("N")
+
     def _reshape_rows(self, where, groups, target, feat, baked):
         """Output axes when the leading non-1 target entries are the row axes `groups` ("T", "N",
         or a merged "NT"/"TN") and the others the features.  baked: an int > 1 may stand for a row
@@ -873,7 +909,9 @@ class _Lowerer:
             elif len(out) - out.count(1) < len(groups):
                 sym = next(it)
                 if e not in (sym, -1, None) and not (baked and isinstance(e, int) and e > 1):
-                    raise NotStreamable(where + f"cannot match {e} to the {sym} axis")
+                    if not (isinstance(e, int) and e == self._static_size(sym)):
+                        raise NotStreamable(where + f"cannot match {e} to the {sym} axis")
+                    self.pin(where + f"reads {e}, the fixed size of the input's {sym} axis")
                 out.append(sym)
                 row_entries.append(e)
             else:

@@ -248,6 +248,9 @@ class InferenceSession:
         low = self._lowering()
         if isinstance(low, Exception):
             raise type(low)(str(low))
+        if low.batch is not None and batch_size != low.batch:
+            raise InvalidArgument(f"batch_size must be {low.batch}: the model's input declares that "
+                                  "batch size and a Reshape in it relies on it")
         return (Stream if low.lowered else PyStream)(self, low, int(batch_size))
 
 

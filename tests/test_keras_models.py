@@ -15,7 +15,7 @@ NOT_LIFTED = {"keras_gru_masking"}
 SEQUENCE_OUT = ["keras_gru_ra1_seq1", "keras_gru_ra0_seq1", "keras_gru_hardsig",
                 "keras_gru_nobias_relu", "keras_legacy_gru_ra0", "keras_legacy_gru_ra1",
                 "keras_gru_fixed_len", "keras_legacy_gru_fixed_len", "keras_gru_elu",
-                "keras_gru_leaky_softsign", "keras_legacy_gru_hardsig"]
+                "keras_gru_leaky_softsign", "keras_legacy_gru_hardsig", "keras_gru_batch1"]
 
 
 def path(name):
@@ -87,6 +87,16 @@ def test_final_state_outputs_stream_in_c(name):
         for t in range(x.shape[1]):
             (want,) = sess.run(None, {x_name: x[:, :t + 1]})
             np.testing.assert_allclose(stream.step(x[:, t]), want, rtol=0, atol=1e-5)
+
+
+def test_fixed_batch_of_one_streams_one_slot():
+    """tf2onnx writes the batch-first Transpose of a fixed batch of 1 as a Reshape to [-1, 1, I]:
+    followed in C, for that batch size only."""
+    sess = gruinfer.InferenceSession(path("keras_gru_batch1"))
+    assert sess.plan_info()["lowered"]
+    sess.stream(batch_size=1)
+    with pytest.raises(gruinfer.InvalidArgument, match="batch_size must be 1"):
+        sess.stream(batch_size=2)
 
 
 @pytest.mark.parametrize("name", ["keras_gru_backwards", "keras_bidir"])

@@ -211,6 +211,42 @@ def test_weights_listed_as_inputs_are_packed():
         sess.stream(N).run(None, {"X": x_data(), "w": np.zeros((H, 5), np.float32)})
 
 
+def test_reshape_back_with_the_fixed_length_baked_in_streams_in_c():
+    """torch.export fixes the time axis of a batch-first GRU (5 here): the Linear head's
+    reshape(-1, H) -> Gemm -> reshape(-1, 5, O) carries that 5; in C the plan is row-wise, so the
+    stream takes chunks of any length."""
+    rng = np.random.default_rng(8)
+    Tf, O = 5, 4
+    W = (rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32)
+    R = (rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["X"], ["Xt"], name="tin", perm=[1, 0, 2]),
+             helper.make_node("GRU", ["Xt", "W", "R"], ["Y"], name="gru", hidden_size=H,
+                              linear_before_reset=1),
+             helper.make_node("Squeeze", ["Y", "one"], ["y"], name="sq"),
+             helper.make_node("Transpose", ["y"], ["yb"], name="tout", perm=[1, 0, 2]),
+             helper.make_node("Reshape", ["yb", "rows"], ["r"], name="merge"),
+             helper.make_node("Gemm", ["r", "w", "b"], ["g"], name="linear", transB=1),
+             helper.make_node("Reshape", ["g", "back"], ["out"], name="split")]
+    inits = [("W", W), ("R", R), ("one", np.array([1], np.int64)), ("rows", np.array([-1, H], np.int64)),
+             ("w", rng.standard_normal((O, H)).astype(np.float32)),
+             ("b", rng.standard_normal(O).astype(np.float32)), ("back", np.array([-1, Tf, O], np.int64))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", Tf, I])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(a, n) for n, a in inits])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    sess = gruinfer.InferenceSession(m)
+    assert sess.plan_info()["lowered"], sess.plan_info()
+    x = rng.standard_normal((N, Tf, I)).astype(np.float32)
+    (whole,) = sess.run(None, {"X": x})
+    stream = sess.stream(N)
+    got = np.concatenate([stream.run(None, {"X": x[:, a:b]})[0] for a, b in ((0, 2), (2, 3), (3, 5))], axis=1)
+    assert np.abs(got - whole).max() <= 1e-5
+    stream.reset()
+    for t in range(Tf):
+        assert np.abs(stream.step(x[:, t]) - whole[:, t]).max() <= 1e-5
+
+
 def test_opset9_slices_of_states_stream():
     """Slice takes its bounds as attributes before opset 10: per-layer h0[l:l+1] and hn[-1:]."""
     rng = np.random.default_rng(9)
