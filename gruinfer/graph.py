@@ -67,6 +67,7 @@ class Graph:
     """Everything load time can decide: constants, feeds, and nodes ready to run."""
 
     def __init__(self, model, kernel=None, threads=1):
+        _check_structure(model.graph, opset_version(model))
         self.loop_notes = []  # what lift_loops did with each Loop (Keras GRUs become GRU nodes)
         if any(n.op_type == "Loop" for n in model.graph.node):
             from .lift_loop import lift_loops
@@ -111,8 +112,6 @@ class Graph:
                 raise UnsupportedOp(
                     f"node {name!r}: op {p.op_type} is not supported "
                     f"(gruinfer runs {', '.join(SUPPORTED_OPS)})")
-            if p.op_type != "GRU":  # gru_spec names the missing or extra GRU input itself
-                _check_arity(p, name, self.opset)
             for value in p.output:
                 if value in known:
                     raise InvalidModel(
@@ -187,7 +186,6 @@ class Graph:
                 raise UnsupportedOp(
                     f"node {name!r} in the body of {where}: op {p.op_type} is not supported in a "
                     f"Loop body (gruinfer runs {', '.join(o for o in SUPPORTED_OPS if o != 'GRU')})")
-            _check_arity(p, name, self.opset)
             b = Node(p.op_type, name, p, _attrs(p))
             reads = list(p.input)
             if p.op_type == "Loop":
@@ -288,6 +286,28 @@ class Graph:
             shapes = ", ".join("None" if a is None else str(list(np.shape(a))) for a in ins)
             raise cls(f"node {node.name!r} ({node.op}) failed{' ' + when if when else ''}: "
                       f"{e} (input shapes {shapes})") from None
+
+
+def _check_structure(g, opset, parent=None):
+    """Before anything reads the graph (the lifts run onnx's shape inference, which aborts the
+    process on some malformed nodes, e.g. a Split with fewer num_outputs than outputs): every
+    node's input and output counts fit its ONNX schema, a Split's num_outputs its outputs, in
+    Loop bodies too.  gru_spec checks GRU nodes itself."""
+    from onnx import AttributeProto, helper
+
+    for i, p in enumerate(g.node):
+        name = p.name or (f"{parent}/{p.op_type}_{i}" if parent else f"{p.op_type}_{i}")
+        if p.domain in ("", "ai.onnx") and p.op_type != "GRU":
+            _check_arity(p, name, opset)
+        for a in p.attribute:
+            if p.op_type == "Split" and a.name == "num_outputs" and a.i != len(p.output):
+                raise InvalidModel(f"node {name!r} (Split): num_outputs={a.i} but it has "
+                                   f"{len(p.output)} outputs")
+            if a.type == AttributeProto.GRAPH:
+                _check_structure(a.g, opset, p.name or f"{p.op_type}_{i}")
+            elif a.type == AttributeProto.GRAPHS:
+                for sub in helper.get_attribute_value(a):
+                    _check_structure(sub, opset, p.name or f"{p.op_type}_{i}")
 
 
 def _may_hold_cells(g):

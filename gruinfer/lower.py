@@ -16,9 +16,8 @@ ELEMENTWISE_PY = ("Sqrt", "Neg", "Exp", "Log", "Abs", "Sign", "Floor", "Ceil", "
                   "Erf", "Gelu", "Selu", "HardSwish", "Mish", "Celu", "Not", "Pow", "PRelu", "Min", "Max", "Sum",
                   "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
                   "Xor", "Where", "Add", "Sub", "Mul", "Div")
-# A size cast to a float type becomes a constant; then arithmetic on such constants stays one.
+# A size cast to a float type becomes a constant.
 FLOAT_TYPES = (1, 10, 11, 16)
-SCALE_ARITHMETIC = ("Pow", "Sqrt", "Div", "Mul", "Add", "Sub", "Neg", "Reciprocal", "Cast")
 # Reduce ops -> the first opset that takes their axes as an input.
 REDUCE_OPS = {"ReduceMean": 18, "ReduceSum": 13, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18,
               "ReduceSumSquare": 18, "ReduceL2": 18}
@@ -56,6 +55,14 @@ class State:
 @dataclass(frozen=True)
 class Zeros:
     """An all-zero tensor built at run time from shapes (the zero initial state pattern)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Tiled:
+    """A constant broadcast along the batch at run time (a learned initial state,
+    h0.expand(-1, N, -1)): value has size 1 on axis n, which the batch fills."""
+    value: np.ndarray
+    n: int
 
 
 @dataclass(frozen=True)
@@ -249,8 +256,8 @@ class _Lowerer:
                 f"the first graph output {self.g.outputs[0].name!r} is not computed frame by frame "
                 "from a GRU, so step() has nothing to return")
         if self.pinned and not low.lowered:
-            raise NotStreamable(self.pinned + "; on the Python path such a Reshape cannot follow "
-                                "chunks of other sizes")
+            raise NotStreamable(self.pinned + "; the plan is not all in C, and the Python path "
+                                "cannot follow that size through chunks of other sizes")
         if low.lowered:
             low.plan = _core.Plan(_width(low.in_axes), low.steps, self.kernel)
         return low
@@ -266,12 +273,24 @@ class _Lowerer:
             return [self.shape(x, at)]
         if op in ("ConstantOfShape", "Expand") and _zero_fill(node, ins):
             return [Zeros()]
+        if op == "Expand" and isinstance(x, np.ndarray) and isinstance(ins[1], Dims):
+            return [self.tiled(node, x, ins[1])]
+        if isinstance(x, Tiled) and op in ("Slice", "Identity"):
+            if op == "Identity":
+                return [x]
+            args = _slice_args(node, ins, self.g.opset)
+            if args is None or x.n in [a % x.value.ndim for a in args[2]]:
+                raise NotStreamable(f"node {name!r} (Slice): slices a batch-broadcast constant in a "
+                                    "way streams do not follow")
+            return [Tiled(self.g.run_op(node, {node.proto.input[0]: x.value,
+                                              **{v: a for v, a in zip(node.proto.input[1:], ins[1:])}})[0],
+                          x.n)]
         if op == "Cast" and isinstance(x, Dims) and at.get("to") in FLOAT_TYPES and all(
                 isinstance(e, int) for e in x.entries):
             # sizes known here turned into numbers (y.shape[-1] ** -0.5): constants from now on
             return self.g.run_op(node, {node.proto.input[0]: np.asarray(x.entries, np.int64)})
-        if op in SCALE_ARITHMETIC and any(isinstance(a, np.ndarray) and a.dtype.kind == "f"
-                                          for a in ins) and all(isinstance(a, np.ndarray) for a in ins):
+        if ins and all(isinstance(a, np.ndarray) or a is None for a in ins) and op not in ("GRU", "Loop"):
+            # every input known here (sizes turned constants, a Shape of a shape): computed now
             return self.g.run_op(node, dict(zip(node.proto.input, ins)))
         if not any(isinstance(a, (Seq, State)) for a in ins) and (
                 isinstance(x, Dims) or op in ("Concat", "Mul") and any(isinstance(a, Dims) for a in ins)):
@@ -313,6 +332,8 @@ class _Lowerer:
             entries = list(x.axes)
         elif isinstance(x, State):
             entries = [len(x.ks) if a == "L" else a for a in x.axes]
+        elif isinstance(x, Dims):
+            entries = [len(x.entries)]
         else:
             return Dims((None,))
         return Dims(tuple(entries[at.get("start", 0):at.get("end", len(entries))]))
@@ -346,6 +367,19 @@ class _Lowerer:
                 return Dims(tuple(p * q if isinstance(p, int) and isinstance(q, int)
                                   else p if q == 1 else q if p == 1 else None
                                   for p, q in zip(a, b)))
+        if op == "Equal":  # TorchScript's expand(-1, N, -1): Where(Equal(shape, -1), 1, shape)
+            a, b = entries(ins[0]), entries(ins[1])
+            if a is not None and b is not None and len(a) == len(b):
+                return Dims(tuple(p == q if isinstance(p, int) and isinstance(q, int) else
+                                  True if p == q else False if min(p, q, key=str) in (-1, 0) or
+                                  isinstance(p, str) and isinstance(q, int) and q < 1 or
+                                  isinstance(q, str) and isinstance(p, int) and p < 1 else None
+                                  for p, q in zip(a, b)))
+        if op == "Where":
+            c, a, b = (entries(v) if not (isinstance(v, np.ndarray) and v.dtype == bool)
+                       else [bool(e) for e in v.reshape(-1)] for v in ins)
+            if None not in (c, a, b) and len(c) == len(a) == len(b) and None not in c:
+                return Dims(tuple(p if k else q for k, p, q in zip(c, a, b)))
         return Dims((None,))
 
     def slice_feed(self, node, ins):
@@ -400,6 +434,20 @@ class _Lowerer:
             refuse("a size-1 axis after the hidden one")
         return Feed(feed.name, None, axis)
 
+    def tiled(self, node, c, target):
+        """Expand of a constant to a shape whose only run-time entry is the batch, on an axis
+        where the constant has size 1."""
+        entries = list(target.entries)
+        shape = [1] * (len(entries) - c.ndim) + list(c.shape)
+        if len(entries) < c.ndim or entries.count("N") != 1:
+            raise NotStreamable(f"node {node.name!r} (Expand): expands a constant to a shape "
+                                "streams do not follow")
+        n = entries.index("N")
+        if shape[n] != 1 or any(e not in (1, d) for i, (e, d) in enumerate(zip(entries, shape)) if i != n):
+            raise NotStreamable(f"node {node.name!r} (Expand): expands a constant to a shape "
+                                "streams do not follow")
+        return Tiled(np.asarray(c).reshape(shape), n)
+
     def embed(self, node, table, ids):
         """Gather of a constant [V, ...] float table by the token ids: a C embed step."""
         axes = ids.axes + tuple(np.shape(table)[1:])
@@ -453,6 +501,9 @@ class _Lowerer:
                 else:
                     h = h[h0.rows or 0:(h0.rows or 0) + 1] if h0.rows is not None else h
                     low.initial[k] = h[:, 0, :] if spec.layout else h[0]
+        elif isinstance(h0, Tiled) and h0.n == (0 if spec.layout else 1) and h0.value.ndim == 3 \
+                and h0.value.shape[1 - h0.n] == 1:
+            low.initial[k] = np.asarray(h0.value, np.float32).reshape(1, -1)  # every slot starts there
         elif isinstance(h0, np.ndarray):
             h = np.asarray(h0, np.float32)
             if h.ndim != 3 or h.shape[1 if spec.layout else 0] != 1:
@@ -486,8 +537,7 @@ class _Lowerer:
             axis = at["axis"] % len(x.axes)
             return State(tuple(a.ks[0] for a in ins), x.axes[:axis] + ("L",) + x.axes[axis + 1:])
         if op == "Transpose" and isinstance(x, State):
-            perm = at.get("perm") or list(reversed(range(len(x.axes))))
-            return State(x.ks, tuple(x.axes[p] for p in perm))
+            return State(x.ks, tuple(x.axes[p] for p in _perm(node, len(x.axes))))
         if op in ("Squeeze", "Unsqueeze", "Reshape") and isinstance(x, State) and len(x.ks) == 1:
             return State(x.ks, self.layout_op(node, ins, x))
         if op in ("Gather", "Slice") and isinstance(x, State) and all(
@@ -668,6 +718,9 @@ class _Lowerer:
             if at.get("to") == 1:
                 return [x]  # float to float: nothing to do
             return python("Cast on the time path")
+        if op == "Expand" and ins[0] is x:
+            return python("Expand over features (no C step)", self.expand_axes(node, ins[1], x,
+                                                                                not_streamable))
         if op in ("Gather", "Slice") and ins[0] is x and not x.last:
             last = self.last_frame(node, ins, x)
             if last is not None:
@@ -715,6 +768,29 @@ class _Lowerer:
                 return None
             axes = x.axes[:t] + (1,) + x.axes[t + 1:]
         return Seq(axes, x.buf, last=True)
+
+    def expand_axes(self, node, target, x, not_streamable):
+        """Axes of Expand(x, target) when it broadcasts only feature axes of x (F.normalize's
+        per-frame norm expanded back to Shape(y)): time and batch stay where they are."""
+        entries = list(target.entries) if isinstance(target, Dims) else \
+            [int(e) for e in np.reshape(target, -1)] if isinstance(target, np.ndarray) else None
+        if entries is None or len(entries) > len(x.axes):
+            not_streamable("an Expand to a shape streams do not follow")
+        entries = [1] * (len(x.axes) - len(entries)) + entries
+        axes = []
+        for a, e in zip(x.axes, entries):
+            if a in TN:
+                if e not in (1, a):
+                    if e != self._static_size(a):
+                        not_streamable("an Expand along the time or batch axis")
+                    self.pin(f"node {node.name!r} (Expand): reads {e}, the fixed size of the "
+                             f"input's {a} axis")
+                axes.append(a)
+            elif not isinstance(e, int) or (a != 1 and e not in (1, a)):
+                not_streamable("an Expand to a shape streams do not follow")
+            else:
+                axes.append(a if e == 1 else e)
+        return tuple(axes)
 
     def elementwise_axes(self, node, ins, seqs, not_streamable):
         """Output axes of an element-wise op on time-path values of one layout and constants."""
@@ -802,8 +878,7 @@ class _Lowerer:
         axes = list(x.axes)
         consts = [a for a in ins[1:]]
         if op == "Transpose":
-            perm = at.get("perm") or list(reversed(range(len(axes))))
-            return tuple(axes[p] for p in perm)
+            return tuple(axes[p] for p in _perm(node, len(axes)))
         if op == "Reshape" and not any(a in ("N",) + MERGED for a in axes):
             raise NotStreamable(f"node {name!r} (Reshape): reshapes a value without a batch axis")
         if op in ("Squeeze", "Unsqueeze"):
@@ -933,6 +1008,15 @@ class _Lowerer:
         for i in unknown:
             out[i] = feat // known
         return tuple(out)
+
+
+def _perm(node, rank):
+    """A Transpose's permutation (reversed axes by default), checked to be one."""
+    perm = list(node.attrs.get("perm") or reversed(range(rank)))
+    if sorted(perm) != list(range(rank)):
+        raise NotStreamable(f"node {node.name!r} (Transpose): perm {perm} is not a permutation of "
+                            f"{rank} axes")
+    return perm
 
 
 def _slice_args(node, ins, opset):

@@ -2,6 +2,18 @@
 import numpy as np
 
 
+# The most elements an op may create from sizes it is given (1 GiB of float32).
+MAX_ELEMENTS = 1 << 28
+
+
+def _check_size(shape):
+    n = int(np.prod([max(int(d), 0) for d in shape], dtype=np.float64))
+    if n > MAX_ELEMENTS:
+        raise ValueError(f"a tensor of shape {list(shape)} ({n} elements) is too large "
+                         f"(at most {MAX_ELEMENTS})")
+    return shape
+
+
 def _axes(value):
     return None if value is None else [int(a) for a in np.asarray(value).reshape(-1)]
 
@@ -161,7 +173,8 @@ def _expand(ins, at, opset):
     x, shape = ins[0], np.asarray(ins[1])
     if shape.dtype.kind not in "iu" or shape.ndim != 1 or shape.size > 32 or (shape < 0).any():
         raise ValueError(f"shape must be a 1-D int64 tensor of at most 32 sizes >= 0, got {shape!r}")
-    return [np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(d) for d in shape))))]
+    out = _check_size(np.broadcast_shapes(x.shape, tuple(int(d) for d in shape)))
+    return [np.array(np.broadcast_to(x, out))]
 
 
 def _range(ins, at, opset):
@@ -169,8 +182,7 @@ def _range(ins, at, opset):
     if delta == 0:
         raise ValueError("delta must not be 0")
     n = max(int(np.ceil((limit - start) / delta)), 0)
-    if n > 2**26:
-        raise ValueError(f"{n} elements is too many")
+    _check_size([n])
     return [(start + delta * np.arange(n)).astype(start.dtype)]
 
 
@@ -209,7 +221,7 @@ def _constant_of_shape(ins, at, opset):
     from onnx import numpy_helper
 
     value = numpy_helper.to_array(at["value"]) if "value" in at else np.zeros(1, np.float32)
-    return [np.full([int(d) for d in np.asarray(ins[0]).reshape(-1)], value.reshape(-1)[0],
+    return [np.full(_check_size([int(d) for d in np.asarray(ins[0]).reshape(-1)]), value.reshape(-1)[0],
                     dtype=value.dtype)]
 
 
@@ -317,8 +329,7 @@ def _tile(ins, at, opset):
     reps = [int(r) for r in np.asarray(ins[1]).reshape(-1)]
     if len(reps) != ins[0].ndim or min(reps, default=0) < 0:
         raise ValueError(f"repeats {reps} must be {ins[0].ndim} sizes >= 0")
-    if np.prod([max(r, 1) for r in reps]) * ins[0].size > 1 << 28:
-        raise ValueError("the tiled tensor would be too large")
+    _check_size([r * d for r, d in zip(reps, ins[0].shape)])
     return [np.tile(ins[0], reps)]
 
 
@@ -361,6 +372,7 @@ def _pad(ins, at, opset):
     width = [(0, 0)] * x.ndim
     for i, a in enumerate(axes):
         width[a] = (int(pads[i]), int(pads[i + len(axes)]))
+    _check_size([d + b + e for d, (b, e) in zip(x.shape, width)])
     if any(b < 0 or e < 0 for b, e in width):  # negative pads crop
         crop = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
         x, width = x[crop], [(max(b, 0), max(e, 0)) for b, e in width]

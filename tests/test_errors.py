@@ -288,6 +288,15 @@ def test_unsupported_op(op, node, before):
     load_error(model, UnsupportedOp, f"op {op}", f"'{node.name}'")
 
 
+def test_split_with_fewer_num_outputs_than_outputs_is_refused_before_shape_inference():
+    """onnx's shape inference (which the lifts run) aborts the process on such a Split: it is
+    refused first, also inside a Loop body."""
+    node = helper.make_node("Split", ["Y_h"], ["a", "b", "c"], name="bad_split", axis=2, num_outputs=2)
+    model = _with_extra_node(node, output="a")
+    model.opset_import[0].version = 18
+    load_error(model, InvalidModel, "'bad_split'", "num_outputs=2", "3 outputs")
+
+
 def test_unsupported_op_unnamed_node_and_custom_domain():
     node = helper.make_node("Foo", ["Y_h"], ["Z"], domain="com.example")
     load_error(_with_extra_node(node), UnsupportedOp, "com.example.Foo", "Foo_1")

@@ -181,6 +181,32 @@ def _scale_inits():
     return [("mhalf", np.float32(-0.5))] + [(f"ax{a}", np.array(a, np.int64)) for a in range(3)]
 
 
+def test_normalize_expands_a_per_frame_norm_back_over_features():
+    """F.normalize: y / Expand(Clip(ReduceL2(y, -1)), Shape(y)) streams (on the Python path)."""
+    nodes = [helper.make_node("ReduceL2", ["y", "last"], ["norm"], name="l2", keepdims=1),
+             helper.make_node("Clip", ["norm", "eps"], ["clipped"], name="clip"),
+             helper.make_node("Shape", ["y"], ["shp"], name="shape"),
+             helper.make_node("Expand", ["clipped", "shp"], ["wide"], name="expand"),
+             helper.make_node("Div", ["y", "wide"], ["out"], name="div")]
+    inits = [("last", np.array([-1], np.int64)), ("eps", np.float32(1e-12))]
+    sess = gruinfer.InferenceSession(gru_head(nodes, inits, opset=18))
+    info = sess.plan_info()
+    assert info["streamable"] and ("expand", "Expand") in [(n, o) for n, o, _ in info["not_lowered"]]
+    stream_matches_run(sess)
+
+
+def test_expand_along_time_not_streamable():
+    nodes = [helper.make_node("Slice", ["y", "m1", "big", "zero"], ["last"], name="yl"),
+             helper.make_node("Shape", ["y"], ["shp"], name="shape"),
+             helper.make_node("Expand", ["Y_h", "shp"], ["out"], name="spread")]
+    inits = [("zero", np.array([0], np.int64)), ("m1", np.array([-1], np.int64)),
+             ("big", np.array([BIG], np.int64))]
+    sess = gruinfer.InferenceSession(gru_head(nodes, inits))
+    sess.run(None, {"X": x_data()})
+    with pytest.raises(gruinfer.NotStreamable):
+        sess.stream(N)
+
+
 def test_scale_by_a_feature_size_streams_in_c():
     sess = gruinfer.InferenceSession(gru_head(_feature_scale(2), _scale_inits()))
     info = sess.plan_info()
@@ -245,6 +271,34 @@ def test_reshape_back_with_the_fixed_length_baked_in_streams_in_c():
     stream.reset()
     for t in range(Tf):
         assert np.abs(stream.step(x[:, t]) - whole[:, t]).max() <= 1e-5
+
+
+def test_learned_initial_state_broadcast_over_the_batch_streams():
+    """h0 = param.expand(-1, N, -1) (a learned initial state, dynamo's Expand to Concat([1], N, [1]))
+    sliced per layer: every slot starts from it, after reset too."""
+    rng = np.random.default_rng(11)
+    W = (rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32)
+    R = (rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32)
+    h0p = rng.standard_normal((1, 1, H)).astype(np.float32)
+    nodes = [helper.make_node("Shape", ["X"], ["n"], name="shape", start=1, end=2),
+             helper.make_node("Concat", ["one", "n", "one"], ["tgt"], name="cat", axis=0),
+             helper.make_node("Expand", ["h0p", "tgt"], ["h0"], name="expand"),
+             helper.make_node("Slice", ["h0", "zero", "one", "zero"], ["h0_0"], name="layer0"),
+             helper.make_node("GRU", ["X", "W", "R", "", "", "h0_0"], ["Y", "Y_h"], name="gru",
+                              hidden_size=H, linear_before_reset=1)]
+    inits = [("W", W), ("R", R), ("h0p", h0p), ("one", np.array([1], np.int64)),
+             ("zero", np.array([0], np.int64))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", I])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(a, n) for n, a in inits])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    sess = gruinfer.InferenceSession(m)
+    assert sess.plan_info()["lowered"], sess.plan_info()
+    stream = stream_matches_run(sess)
+    stream.reset()
+    assert np.allclose(stream.get_state()["gru"], np.broadcast_to(h0p[0], (N, H)))
 
 
 def test_opset9_slices_of_states_stream():
