@@ -738,6 +738,10 @@ class _Lowerer:
             if op == "Concat" and any(not isinstance(a, Seq) or len(a.axes) != len(x.axes) for a in ins):
                 not_streamable("joins time-path values with constants or values of another rank")
             return [python(f"{op} over features (no C step)", a)[0] for a in self.feature_axes(node, ins, x)]
+        if op in ("Conv", "Pad", "CumSum"):
+            not_streamable({"Conv": "a convolution mixes neighbouring frames",
+                            "Pad": "pads along an axis that may be time",
+                            "CumSum": "a cumulative sum streams do not carry"}[op])
         not_streamable("its effect on the time axis is not known")
 
     def last_frame(self, node, ins, x):
@@ -943,6 +947,18 @@ class _Lowerer:
             if ones:
                 i = next((i for i in ones if i > out.index("T")), ones[-1])
                 self.pin(where + "moves the batch axis of a fixed batch of 1")
+                return out[:i] + ("N",) + out[i + 1:]
+        if tn in (["NT"], ["TN"]) and self.static.get("N") == 1:
+            # one slot: the merged rows are the frames; a size-1 entry on the batch's side is it
+            try:
+                out = self._reshape_rows(where, ["T"], target, feat, baked=False)
+            except NotStreamable:
+                out = None
+            t = out.index("T") if out else None
+            side = [i for i, a in enumerate(out or ()) if a == 1 and (i < t if tn == ["NT"] else i > t)]
+            if side:
+                i = side[-1] if tn == ["NT"] else side[0]
+                self.pin(where + "splits the rows of a fixed batch of 1")
                 return out[:i] + ("N",) + out[i + 1:]
         if any(a in MERGED for a in tn):
             # rows merged before: kept merged, or split back into batch and time (no baked sizes)

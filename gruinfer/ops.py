@@ -432,6 +432,55 @@ def _gather_elements(ins, at, opset):
     return [x[_element_index(x, idx, at.get("axis", 0) % x.ndim)]]
 
 
+def _conv(ins, at, opset):
+    """Conv over any number of spatial axes: pads (or auto_pad), strides, dilations, groups."""
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    nd = x.ndim - 2
+    if nd < 1 or w.ndim != x.ndim:
+        raise ValueError(f"input of rank {x.ndim} and weight of rank {w.ndim}: expected [N, C, ...] "
+                         "and [M, C/group, ...] of one rank >= 3")
+    group = at.get("group", 1)
+    strides, dil = list(at.get("strides", [1] * nd)), list(at.get("dilations", [1] * nd))
+    k = list(w.shape[2:])
+    N, C, M = x.shape[0], x.shape[1], w.shape[0]
+    if group < 1 or C != w.shape[1] * group or M % group or len(strides) != nd or len(dil) != nd \
+            or min(strides + dil + k, default=1) < 1:
+        raise ValueError(f"weight {list(w.shape)} with group {group}, strides {strides} and "
+                         f"dilations {dil} does not fit input {list(x.shape)}")
+    auto = at.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    span = [(k[i] - 1) * dil[i] + 1 for i in range(nd)]
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max(0, (-(-x.shape[2 + i] // strides[i]) - 1) * strides[i] + span[i] - x.shape[2 + i])
+                 for i in range(nd)]
+        low = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+        pads = low + [t - lo for t, lo in zip(total, low)]
+    else:
+        pads = list(at.get("pads", [0] * (2 * nd))) if auto != "VALID" else [0] * (2 * nd)
+    if len(pads) != 2 * nd or min(pads, default=0) < 0:
+        raise ValueError(f"pads {pads} must be {2 * nd} sizes >= 0")
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)])
+    if any(xp.shape[2 + i] < span[i] for i in range(nd)):
+        raise ValueError(f"the kernel spans {span}, more than the padded input {list(xp.shape[2:])}")
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    win = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))  # [N, C, o..., span...]
+    win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in dil)]
+    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s_) for s_ in strides)]
+    cg, mg = C // group, M // group
+    outs = []
+    for g in range(group):
+        xg = np.moveaxis(win[:, g * cg:(g + 1) * cg], 1, 1 + nd)  # [N, o..., cg, k...]
+        y = np.tensordot(xg, w[g * mg:(g + 1) * mg], axes=(list(range(1 + nd, 2 + 2 * nd)),
+                                                             list(range(1, 2 + nd))))
+        outs.append(np.moveaxis(y, -1, 1))  # [N, mg, o...]
+    y = np.concatenate(outs, axis=1)
+    if b is not None:
+        y = y + b.reshape([1, M] + [1] * nd)
+    return [y.astype(x.dtype)]
+
+
 # op -> fn(inputs (None for an omitted optional input), attributes, opset) -> list of outputs.
 OPS = {
     "Gemm": _gemm,
@@ -495,6 +544,7 @@ OPS = {
     "TopK": _topk,
     "ScatterElements": _scatter_elements,
     "GatherElements": _gather_elements,
+    "Conv": _conv,
     "PRelu": _prelu,
     "Min": _variadic(lambda ins: np.minimum.reduce(np.broadcast_arrays(*ins))),
     "Max": _variadic(lambda ins: np.maximum.reduce(np.broadcast_arrays(*ins))),

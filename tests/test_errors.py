@@ -280,7 +280,7 @@ def _with_extra_node(node, output="Z", before=False):
 
 @pytest.mark.parametrize("op, node, before", [
     ("Hardmax", helper.make_node("Hardmax", ["Y_h"], ["Z"], name="hardmax_after"), False),
-    ("Conv", helper.make_node("Conv", ["X", "W"], ["Xc"], name="conv_before"), True),
+    ("MaxUnpool", helper.make_node("MaxUnpool", ["X", "W"], ["Xc"], name="unpool_before", kernel_shape=[2]), True),
     ("Mod", helper.make_node("Mod", ["Y", "Y"], ["Z"], name="mod_after"), False),
 ])
 def test_unsupported_op(op, node, before):

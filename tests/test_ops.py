@@ -146,6 +146,14 @@ CASES = {
                         dict(axis=1), 1),
     "gatherelements": ("GatherElements", 13, [f(3, 4), np.asarray([[2, 0], [1, -1]], np.int64)],
                        dict(axis=1), 1),
+    "conv1d": ("Conv", 11, [f(2, 4, 9), f(6, 4, 3), f(6)], dict(pads=[1, 1]), 1),
+    "conv1d_stride_dilation_group": ("Conv", 11, [f(2, 4, 11), f(6, 2, 3)],
+                                     dict(strides=[2], dilations=[2], group=2), 1),
+    "conv1d_same_upper": ("Conv", 11, [f(1, 3, 8), f(5, 3, 4), f(5)], dict(auto_pad="SAME_UPPER",
+                                                                          strides=[3]), 1),
+    "conv2d": ("Conv", 11, [f(2, 3, 5, 6), f(4, 3, 2, 3), f(4)], dict(pads=[0, 1, 1, 0]), 1),
+    "conv2d_valid_depthwise": ("Conv", 11, [f(1, 4, 5, 5), f(4, 1, 3, 3)],
+                               dict(auto_pad="VALID", group=4), 1),
 }
 
 
