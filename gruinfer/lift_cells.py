@@ -12,8 +12,9 @@
 #   the same axis, t = 0..T-1 with T the length of that axis), the chain becomes one GRU over S
 #   (transposed first when the frames are batch-first), starting from h of c_1 (a graph input, or
 #   zeros).  The frames'
-#   outputs stacked by Unsqueeze + Concat become the GRU's Y; the last one its Y_h; any other use
-#   of an output reads its frame of Y.
+#   outputs stacked by Unsqueeze + Concat become the GRU's Y (also through the same frame-wise ops
+#   on every frame, a head per step, applied once to Y instead); the last one its Y_h; any other
+#   use of an output reads its frame of Y.
 # * A lone cell whose h is a graph input (a single-step model: x, h in, h' out) becomes a GRU over
 #   one frame, Unsqueeze(x, 0); its output is that frame of Y, so such a model streams one frame
 #   per call with the state kept in the stream (lower.py: the time input has no time axis).
@@ -314,6 +315,10 @@ def _sequence(chain, outer, opset, names):
     b.squeeze(Y, Ysq, [1])
     stacked = _stack_of(outer, [c.v for c in chain], opset)
     dropped = {c.v for c in chain}
+    heads = None if stacked is not None else _per_frame_head(outer, chain, opset)
+    if heads is not None:  # the same frame-wise ops on every frame's output, then stacked
+        templates, stacked = heads
+        Ysq = b.vectorized(templates, Ysq, outer, opset)
     if stacked is not None:
         out, stack_axis = stacked
         if stack_axis == 0:
@@ -357,6 +362,52 @@ def _stack_of(outer, outs, opset):
     if any(len(outer.consumers.get(u, [])) != 1 for u, _ in ups):
         return None
     return cats[0].output[0], axis
+
+
+# Frame-wise ops a per-frame head may hold, applied once to all frames [T, N, F] instead.
+HEAD_OPS = {"MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "Tanh", "Sigmoid", "LeakyRelu",
+            "Elu", "HardSigmoid", "Softplus", "Softsign", "Softmax", "LogSoftmax", "Identity", "Clip",
+            "Dropout"}
+
+
+def _per_frame_head(outer, chain, opset):
+    """([(template node, index of the per-frame input)], stack) when every frame's output goes
+    through the same frame-wise ops (a Linear per step: ys.append(fc(h))) and the results are
+    stacked in order; else None."""
+    cur, templates = [c.v for c in chain], []
+    for _ in range(64):
+        stacked = _stack_of(outer, cur, opset)
+        if stacked is not None:
+            return (templates, stacked) if templates else None
+        nodes = []
+        for t, v in enumerate(cur):
+            cone = chain[t + 1].cone if not templates and t + 1 < len(chain) else set()
+            users = [n for n in outer.consumers.get(v, []) if id(n) not in cone]
+            if len(users) != 1 or users[0].op_type not in HEAD_OPS or len(
+                    [o for o in users[0].output if o]) != 1 or v in outer.graph_outputs and templates:
+                return None
+            nodes.append(users[0])
+        first = nodes[0]
+        k = list(first.input).index(cur[0])
+        for t, n in enumerate(nodes):
+            same = n.op_type == first.op_type and list(n.attribute) == list(first.attribute) and \
+                len(n.input) == len(first.input) and list(n.input).index(cur[t]) == k
+            if not same or any(not _same_value(outer, a, b) for i, (a, b) in
+                               enumerate(zip(n.input, first.input)) if i != k):
+                return None
+        if first.op_type == "Gemm" and (k != 0 or _attr(first, "transA", 0)):
+            return None
+        templates.append((first, k))
+        cur = [n.output[0] for n in nodes]
+    return None
+
+
+def _same_value(outer, a, b):
+    """The same input in two frames' heads: one name, or equal constants."""
+    if a == b:
+        return True
+    va, vb = outer.const.get(a), outer.const.get(b)
+    return va is not None and vb is not None and va.shape == vb.shape and np.array_equal(va, vb)
 
 
 def _single_steps(chain, outer, opset, names):
@@ -408,6 +459,34 @@ class _Builder:
             self.node("Squeeze", [src, self.const("axes", np.array(axes, np.int64))], [out])
         else:
             self.node("Squeeze", [src], [out], axes=list(axes))
+
+    def vectorized(self, templates, x, outer, opset):
+        """The per-frame head ops applied once to x [T, N, F]: Gemm becomes MatMul (+ Add), axis
+        attributes move past the new leading time axis."""
+        for node, k in templates:
+            out = self.name(node.op_type.lower())
+            ins = list(node.input)
+            ins[k] = x
+            if node.op_type == "Gemm":
+                w = outer.const.get(ins[1])
+                if w is None:
+                    raise NotGru("a per-frame Gemm whose weight is not a constant")
+                w = (w.T if _attr(node, "transB", 0) else w) * _attr(node, "alpha", 1.0)
+                mm = out if len(ins) < 3 or not ins[2] else self.name("matmul")
+                self.node("MatMul", [x, self.const("w", w.astype(np.float32))], [mm])
+                if mm != out:
+                    c = ins[2] if _attr(node, "beta", 1.0) == 1.0 else self.const(
+                        "bias", (outer.const[ins[2]] * _attr(node, "beta", 1.0)).astype(np.float32))
+                    self.node("Add", [mm, c], [out])
+            else:
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                if "axis" in attrs and attrs["axis"] >= 0:
+                    attrs["axis"] += 1
+                elif node.op_type in ("Softmax", "LogSoftmax") and "axis" not in attrs and opset < 13:
+                    attrs["axis"] = 2  # the default 1 of a [N, F] frame
+                self.node(node.op_type, ins, [out] + [""] * (len(node.output) - 1), **attrs)
+            x = out
+        return x
 
     def gru(self, ins, outs, cell):
         attrs = dict(hidden_size=cell.H, linear_before_reset=cell.lbr, direction="forward",
