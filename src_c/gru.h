@@ -116,7 +116,8 @@ const char *gruinfer_gru_kernel(const gruinfer_gru *m);
  *   step (zeros for a zero-length row), as onnxruntime does.
  *   initial_h, Y, Y_h may be NULL.
  * With check_finite, an X or initial_h holding NaN or Inf is refused before
- * anything is written.  Allocates its scratch per call. */
+ * anything is written.  Allocates its scratch per call: input projections for a block of
+ * at most 64 steps at a time, not for the whole sequence. */
 gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t seq_length,
                                  int64_t batch_size, const float *X,
                                  const int32_t *sequence_lens, const float *initial_h,

@@ -5,17 +5,44 @@
 
 typedef struct {
     const gruinfer_gru *m;
-    int64_t T, N;
+    int64_t T, N, TB;                    /* TB: time steps per block of input projections */
     const float *X;
     const int32_t *lens;
     const float *h0;
     float *Y, *Y_h;
     int padded;
     int64_t xt, xn, yt, yn, yd, hn, hd;  /* element offsets, see gruinfer_gru_run */
-    float *xp, *h, *scratch;
+    float *xb, *xp, *h, *scratch;        /* xb [TB*N][I]: gathered input rows; xp [TB*N][3Hp] */
     const float **rows;                  /* [threads][N] */
     unsigned char *active;               /* [threads][N] */
 } run_ctx;
+
+/* The time index row n reads at step s of direction d (0 past its length). */
+static inline int64_t step_time(const run_ctx *c, int reverse, int64_t s, int64_t n)
+{
+    const int64_t len = c->lens ? c->lens[n] : c->T;
+    return s < len ? (reverse ? len - 1 - s : s) : 0;
+}
+
+/* Input projections of steps [s0, s0 + tb) for rows [r0, r1) of that block (row r: step s0 +
+ * r / N, batch n = r % N): straight from X when those rows lie in it in order (forward,
+ * time-major, no sequence_lens), else gathered into xb first. */
+static void project_block(const run_ctx *c, int d, int reverse, int64_t s0, int64_t r0, int64_t r1)
+{
+    const gruinfer_gru *m = c->m;
+    const int64_t N = c->N, I = m->I, w = 3 * m->Hp;
+    if (r1 <= r0)
+        return;
+    if (!reverse && !c->lens && c->xn == 1 && c->xt == N) {
+        gruinfer_gru_project(m, d, r1 - r0, c->X + (s0 * N + r0) * I, I, c->xp + r0 * w);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t s = s0 + r / N, n = r % N, t = step_time(c, reverse, s, n);
+        memcpy(c->xb + r * I, c->X + (t * c->xt + n * c->xn) * I, (size_t)I * sizeof(float));
+    }
+    gruinfer_gru_project(m, d, r1 - r0, c->xb + r0 * I, I, c->xp + r0 * w);
+}
 
 /* One team member's share of the whole run (all of it without a team); every
  * member runs this in lockstep. */
@@ -24,42 +51,41 @@ static void run_share(void *arg, const gruinfer_team *tm)
     run_ctx *c = arg;
     const int tid = tm ? tm->tid : 0, threads = tm ? tm->n : 1;
     const gruinfer_gru *m = c->m;
-    const int64_t T = c->T, N = c->N, I = m->I, H = m->H, Hp = m->Hp, w = 3 * Hp;
+    const int64_t T = c->T, N = c->N, H = m->H, Hp = m->Hp, w = 3 * Hp;
     const float **rows = c->rows + tid * N;
     unsigned char *active = c->active + tid * N;
     int64_t j0, j1;  /* the hidden units whose outputs this thread writes */
     gruinfer_team_units(tm, Hp, &j0, &j1);
     j1 = j1 < H ? j1 : H;
-    const int64_t r0 = T * N * tid / threads, r1 = T * N * (tid + 1) / threads;
     for (int64_t d = 0; d < m->D; d++) {
         const int reverse = d == 1 || m->cfg.direction == GRUINFER_REVERSE;
-        if (tm)
-            tm->sync(tm->ctx);  /* the previous direction's outputs are written */
-        gruinfer_gru_project(m, (int)d, r1 - r0, c->X + r0 * I, I, c->xp + r0 * w);
         if (tid == 0)
             for (int64_t n = 0; n < N; n++)
                 for (int64_t j = 0; j < H; j++)
                     c->h[n * Hp + j] = c->h0 ? c->h0[d * c->hd + n * c->hn + j] : 0.0f;
-        if (tm)
-            tm->sync(tm->ctx);
-        for (int64_t s = 0; s < T; s++) {
-            for (int64_t n = 0; n < N; n++) {
-                const int64_t len = c->lens ? c->lens[n] : T;
-                const int64_t t = s < len ? (reverse ? len - 1 - s : s) : 0;
-                active[n] = s < len;
-                rows[n] = c->xp + (t * c->xt + n * c->xn) * w;
-            }
-            gruinfer_gru_cell(m, (int)d, N, rows, c->h, c->padded ? active : NULL,
-                              c->scratch, tm);
-            if (!c->Y || j1 <= j0)
-                continue;
-            for (int64_t n = 0; n < N; n++) {
-                if (!active[n])
+        for (int64_t s0 = 0; s0 < T; s0 += c->TB) {
+            const int64_t tb = T - s0 < c->TB ? T - s0 : c->TB, R = tb * N;
+            if (tm)
+                tm->sync(tm->ctx);  /* the previous block's (or direction's) steps are done */
+            project_block(c, (int)d, reverse, s0, R * tid / threads, R * (tid + 1) / threads);
+            if (tm)
+                tm->sync(tm->ctx);
+            for (int64_t s = s0; s < s0 + tb; s++) {
+                for (int64_t n = 0; n < N; n++) {
+                    active[n] = s < (c->lens ? c->lens[n] : T);
+                    rows[n] = c->xp + ((s - s0) * N + n) * w;
+                }
+                gruinfer_gru_cell(m, (int)d, N, rows, c->h, c->padded ? active : NULL,
+                                  c->scratch, tm);
+                if (!c->Y || j1 <= j0)
                     continue;
-                const int64_t len = c->lens ? c->lens[n] : T;
-                const int64_t t = reverse ? len - 1 - s : s;
-                memcpy(c->Y + t * c->yt + n * c->yn + d * c->yd + j0, c->h + n * Hp + j0,
-                       (size_t)(j1 - j0) * sizeof(float));
+                for (int64_t n = 0; n < N; n++) {
+                    if (!active[n])
+                        continue;
+                    const int64_t t = step_time(c, reverse, s, n);
+                    memcpy(c->Y + t * c->yt + n * c->yn + d * c->yd + j0, c->h + n * Hp + j0,
+                           (size_t)(j1 - j0) * sizeof(float));
+                }
             }
         }
         if (c->Y_h && tid == 0)  /* the cell's last barrier: h is final */
@@ -70,8 +96,15 @@ static void run_share(void *arg, const gruinfer_team *tm)
                 else
                     memcpy(o, c->h + n * Hp, (size_t)H * sizeof(float));
             }
+        if (tm)
+            tm->sync(tm->ctx);  /* h and Y_h are read before the next direction resets h */
     }
 }
+
+/* Floats of input rows and projections one block may hold: the block is as many time steps as
+ * fit, at most RUN_BLOCK_STEPS, so a long sequence is not projected into memory all at once. */
+#define RUN_BLOCK_FLOATS ((int64_t)1 << 21)
+#define RUN_BLOCK_STEPS 64
 
 gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t T, int64_t N,
                                  const float *X, const int32_t *lens, const float *h0,
@@ -99,13 +132,17 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
 
     run_ctx c = {0};
     const int threads = gruinfer_threads(m);
-    c.xp = gruinfer_alloc_scratch(T * N * w);
+    int64_t TB = RUN_BLOCK_FLOATS / (N * (I + w));
+    TB = TB < 1 ? 1 : TB > RUN_BLOCK_STEPS ? RUN_BLOCK_STEPS : TB > T ? T : TB;
+    c.TB = TB;
+    c.xb = gruinfer_alloc_scratch(TB * N * I);
+    c.xp = gruinfer_alloc_scratch(TB * N * w);
     c.h = gruinfer_alloc_floats(N * Hp);
     c.scratch = gruinfer_alloc_scratch(gruinfer_cell_scratch(m, N));
     c.rows = (const float **)gruinfer_alloc_scratch((int64_t)threads * N * 2);
     c.active = (unsigned char *)gruinfer_alloc_scratch((int64_t)threads * N);
     gruinfer_status status = GRUINFER_E_NOMEM;
-    if (c.xp && c.h && c.scratch && c.rows && c.active) {
+    if (c.xb && c.xp && c.h && c.scratch && c.rows && c.active) {
         c.m = m, c.T = T, c.N = N, c.X = X, c.lens = lens, c.h0 = h0, c.Y = Y, c.Y_h = Y_h;
         c.padded = padded;
         /* Element offsets of (t, n) in X (rows of I), Y (rows of H) and of n in h0 / Y_h. */
@@ -118,6 +155,7 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
         gruinfer_team_run(threads, run_share, &c);
         status = GRUINFER_OK;
     }
+    gruinfer_free_aligned(c.xb);
     gruinfer_free_aligned(c.xp);
     gruinfer_free_aligned(c.h);
     gruinfer_free_aligned(c.scratch);

@@ -326,6 +326,30 @@ def test_larger_layers(index, lbr, kernel):
     check_case(case, got, want_ort, want_ref)
 
 
+# Sequences longer than the blocks gruinfer_gru_run projects at a time (at most 64 steps).
+LONG_SPECS = list(itertools.product(DIRECTIONS, (0, 1), ("random", "full", "short")))
+
+
+@functools.lru_cache(maxsize=None)
+def long_case(index):
+    direction, layout, lens = LONG_SPECS[index]
+    rng = np.random.default_rng(950 + index)
+    attrs = {"hidden_size": 6, "direction": direction, "linear_before_reset": index % 2,
+             "layout": layout}
+    inputs = random_arrays(rng, direction, layout, 150, 3, 5, 6, True, True, lens, True)
+    case = Case(f"long{index}", inputs, attrs)
+    return case, ort_gru(inputs, attrs), ref_gru(inputs, attrs)
+
+
+@pytest.mark.parametrize("index", range(len(LONG_SPECS)),
+                         ids=[f"{d}-layout{l}-{m}" for d, l, m in LONG_SPECS])
+def test_long_sequences_in_blocks(index, kernel):
+    """T=150: several projection blocks, forward, reverse and both, short rows crossing blocks."""
+    case, want_ort, want_ref = long_case(index)
+    got = run_gruinfer(case.model(), case.feeds(), kernel)
+    check_case(case, got, want_ort, want_ref)
+
+
 # ---------------------------------------------------------------- the reference itself
 
 REF_CHECK_RANDOM = list(range(0, len(RANDOM_SPECS), 5))

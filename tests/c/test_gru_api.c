@@ -344,6 +344,14 @@ static void test_runs(const char *kernel)
     check_run("I=19 H=37 bidi lbr=1 lens", &c, 1, 6, 5, lens5, 1, 1, kernel);
     c = make_cfg(40, 64, GRUINFER_REVERSE, 0);
     check_run("I=40 H=64 reverse lbr=0", &c, 0, 3, 9, NULL, 1, 0, kernel);
+
+    /* Longer than the blocks of steps projected at a time (64): forward straight from X and
+     * gathered (layout 1), both directions with rows ending in different blocks. */
+    c = make_cfg(5, 6, GRUINFER_FORWARD, 1);
+    check_run("T=150 fwd", &c, 1, 150, 2, NULL, 1, 1, kernel);
+    c = make_cfg(5, 6, GRUINFER_BIDIRECTIONAL, 0);
+    const int32_t lens_long[3] = {150, 70, 1};
+    check_run("T=150 bidi lens", &c, 1, 150, 3, lens_long, 1, 1, kernel);
 }
 
 /* ------------------------------------------------------------------ status codes */
