@@ -8,7 +8,9 @@
 #   over "leaves" with per-column coefficients; a leaf is either a linear map of x (the input
 #   row Gather(X, counter)), of h or of a product of leaves (src @ M), or an activation of a
 #   polynomial. MatMul, Gemm (alpha, beta, transB), Add, Sub, Mul, Div, Neg, Split, Slice (on
-#   columns), Sigmoid, Tanh, Relu, HardSigmoid, Clip, Cast (to float) and Identity are understood;
+#   columns), Sigmoid, Tanh, Relu, HardSigmoid, Elu, LeakyRelu, ThresholdedRelu, Softsign,
+#   Softplus, Clip and Min/Max by a constant, Cast (to float), Identity, and ConstantOfShape of
+#   Shape(h) (ones_like, tf_keras' recurrent dropout at inference) are understood;
 #   any other op on a step-dependent value means "not provably a GRU". Constants (body
 #   initializers, outer initializers, loop-carried constants) are folded with onnx.reference.
 #   X may be an outer tensor or a loop-carried value passed through unchanged (jax2onnx's scan).
@@ -117,6 +119,13 @@ class _Count:
 
     def __init__(self, base, off=0):
         self.base, self.off = base, int(off)
+
+
+class _RowShape:
+    """Shape(v) of a row value v [N, width]: only ConstantOfShape may read it (a constant row)."""
+
+    def __init__(self, width):
+        self.width = width
 
 
 class _Cond:
@@ -686,6 +695,12 @@ class _Body:
             if outs is None:
                 raise NotGru(f"{where}: cannot fold constant inputs")
             return outs
+        if op == "Shape" and isinstance(vals[0], _Poly):  # ones_like(h) of tf_keras' recurrent dropout
+            return [_RowShape(vals[0].width)]
+        if op == "ConstantOfShape" and isinstance(vals[0], _RowShape):
+            value = _attr(node, "value")
+            value = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else 0.0
+            return [np.full((1, vals[0].width), value, np.float64)]
         if any(isinstance(v, tuple) for v in vals):
             bad = [v[1] for v in vals if isinstance(v, tuple)]
             raise NotGru(f"{where}: reads outer tensor {bad[0]!r}, which is neither a constant "

@@ -15,7 +15,8 @@ NOT_LIFTED = {"keras_gru_masking"}
 SEQUENCE_OUT = ["keras_gru_ra1_seq1", "keras_gru_ra0_seq1", "keras_gru_hardsig",
                 "keras_gru_nobias_relu", "keras_legacy_gru_ra0", "keras_legacy_gru_ra1",
                 "keras_gru_fixed_len", "keras_legacy_gru_fixed_len", "keras_gru_elu",
-                "keras_gru_leaky_softsign", "keras_legacy_gru_hardsig", "keras_gru_batch1"]
+                "keras_gru_leaky_softsign", "keras_legacy_gru_hardsig", "keras_gru_batch1",
+                "keras_legacy_gru_recdrop"]
 
 
 def path(name):
