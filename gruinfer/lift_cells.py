@@ -26,7 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .lift_loop import (NotGru, _Body, _gru_step, _match_cell, _Outer, _Poly, _all_names, _attr,
-                        _fresh, _node_reads, _prune)
+                        _fresh, _node_reads, _prune, gru_attrs)
 
 # Ops a cell is made of (what lift_loop's symbolic evaluation understands).
 CELL_OPS = {"MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Neg", "Split", "Slice", "Sigmoid", "Tanh",
@@ -489,17 +489,9 @@ class _Builder:
         return x
 
     def gru(self, ins, outs, cell):
-        attrs = dict(hidden_size=cell.H, linear_before_reset=cell.lbr, direction="forward",
-                     activations=[cell.f[0], cell.g[0]])
-        alphas = [a for a in (cell.f[1], cell.g[1]) if a is not None]
-        betas = [b for b in (cell.f[2], cell.g[2]) if b is not None]
-        if alphas:
-            attrs["activation_alpha"] = alphas
-        if betas:
-            attrs["activation_beta"] = betas
         while ins and ins[-1] == "":
             ins = ins[:-1]
-        self.nodes.append(helper.make_node("GRU", ins, outs, name=self.name("gru"), **attrs))
+        self.nodes.append(helper.make_node("GRU", ins, outs, name=self.name("gru"), **gru_attrs(cell)))
 
 
 def _rewrite(graph, plans):

@@ -1377,16 +1377,9 @@ def _replacement(loop, cell, outer, opset, names):
     sliced = {id(c) for c in last_step + last_row}
     scan_still_used = any(s in outer.graph_outputs or any(id(c) not in sliced for c in outer.consumers.get(s, []))
                           for s in used_scans)
-    attrs = dict(hidden_size=cell.H, linear_before_reset=cell.lbr, direction="forward",
-                 activations=[cell.f[0], cell.g[0]])
-    alphas = [a for a in (cell.f[1], cell.g[1]) if a is not None]
-    betas = [b for b in (cell.f[2], cell.g[2]) if b is not None]
-    if alphas:
-        attrs["activation_alpha"] = alphas
-    if betas:
-        attrs["activation_beta"] = betas
     outs = [y if scan_still_used else "", y_h]
-    nodes.append(helper.make_node("GRU", gru_in, outs, name=_fresh(names, f"{base}__gru"), **attrs))
+    nodes.append(helper.make_node("GRU", gru_in, outs, name=_fresh(names, f"{base}__gru"),
+                                  **gru_attrs(cell)))
     if scan_still_used:
         first = True
         for s in used_scans:
@@ -1402,6 +1395,19 @@ def _replacement(loop, cell, outer, opset, names):
             nodes.append(helper.make_node("Identity", [init], [out], name=_fresh(names, f"{base}__pass")))
     nodes.extend(after)
     return nodes, sliced, inits
+
+
+def gru_attrs(cell):
+    """The attributes of a forward GRU node computing `cell` (lift_cells writes them too)."""
+    attrs = dict(hidden_size=cell.H, linear_before_reset=cell.lbr, direction="forward",
+                 activations=[cell.f[0], cell.g[0]])
+    alphas = [a for a in (cell.f[1], cell.g[1]) if a is not None]
+    betas = [b for b in (cell.f[2], cell.g[2]) if b is not None]
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    if betas:
+        attrs["activation_beta"] = betas
+    return attrs
 
 
 def _is_last_step_index(node, outer, T):
