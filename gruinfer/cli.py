@@ -49,7 +49,8 @@ def cmd_run(args):
     for o, v in zip(sess.get_outputs(), outs):
         print(f"output  {o.name} {list(v.shape)}  mean {v.mean():+.6f}  std {v.std():.6f}")
     print(f"run     {1e3 * (t1 - t0):.3f} ms for the whole input "
-          f"({'C plan' if info['lowered'] else 'graph interpreter, GRUs in C'})")
+          f"({'C plan' if info['lowered'] else 'graph interpreter'}"
+          f"{'' if info['lowered'] or not any(n.op == 'GRU' for n in sess._graph.nodes) else ', GRUs in C'})")
     if not info["streamable"]:
         print(f"stream  not streamable: {info['reason']}")
         return 0
