@@ -162,7 +162,6 @@ class Graph:
             if o.name not in known:
                 raise InvalidModel(f"graph output {o.name!r} is not produced by any node or input")
 
-
     def _body(self, node, known):
         """The checked body of a Loop left by lift_loops (it is not a GRU cell: it runs iteration
         by iteration, see loop_run.py), and the outer values it reads."""

@@ -13,9 +13,9 @@ ACT_STEPS = {"Sigmoid": (0, 0.0, 0.0), "Tanh": (1, 0.0, 0.0), "Relu": (2, 0.0, 0
 # Element-wise ops without a C step: frame-wise, so they stream on the Python path.  Inputs other
 # than time-path values must be constants that do not vary along time or batch.
 ELEMENTWISE_PY = ("Sqrt", "Neg", "Exp", "Log", "Abs", "Sign", "Floor", "Ceil", "Round", "Reciprocal",
-                  "Erf", "Gelu", "Selu", "HardSwish", "Mish", "Celu", "Not", "Pow", "PRelu", "Min", "Max", "Sum",
-                  "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or",
-                  "Xor", "Where", "Add", "Sub", "Mul", "Div")
+                  "Erf", "Gelu", "Selu", "HardSwish", "Mish", "Celu", "Not", "Pow", "PRelu", "Min",
+                  "Max", "Sum", "Mean", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",
+                  "And", "Or", "Xor", "Where", "Add", "Sub", "Mul", "Div")
 # A size cast to a float type becomes a constant.
 FLOAT_TYPES = (1, 10, 11, 16)
 # Reduce ops -> the first opset that takes their axes as an input.
@@ -370,11 +370,7 @@ class _Lowerer:
         if op == "Equal":  # TorchScript's expand(-1, N, -1): Where(Equal(shape, -1), 1, shape)
             a, b = entries(ins[0]), entries(ins[1])
             if a is not None and b is not None and len(a) == len(b):
-                return Dims(tuple(p == q if isinstance(p, int) and isinstance(q, int) else
-                                  True if p == q else False if min(p, q, key=str) in (-1, 0) or
-                                  isinstance(p, str) and isinstance(q, int) and q < 1 or
-                                  isinstance(q, str) and isinstance(p, int) and p < 1 else None
-                                  for p, q in zip(a, b)))
+                return Dims(tuple(_size_equal(p, q) for p, q in zip(a, b)))
         if op == "Where":
             c, a, b = (entries(v) if not (isinstance(v, np.ndarray) and v.dtype == bool)
                        else [bool(e) for e in v.reshape(-1)] for v in ins)
@@ -1024,6 +1020,17 @@ class _Lowerer:
         for i in unknown:
             out[i] = feat // known
         return tuple(out)
+
+
+def _size_equal(p, q):
+    """Whether two shape entries are equal: known for two ints, one axis symbol with itself, or
+    a symbol (a size >= 1) against an int below 1; else None."""
+    if isinstance(p, int) and isinstance(q, int):
+        return p == q
+    if isinstance(p, str) and p == q:
+        return True
+    sym, num = (p, q) if isinstance(p, str) else (q, p)
+    return False if isinstance(sym, str) and isinstance(num, int) and num < 1 else None
 
 
 def _perm(node, rank):
