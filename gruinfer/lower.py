@@ -332,8 +332,8 @@ class _Lowerer:
             entries = list(x.axes)
         elif isinstance(x, State):
             entries = [len(x.ks) if a == "L" else a for a in x.axes]
-        elif isinstance(x, Dims):
-            entries = [len(x.entries)]
+        elif isinstance(x, Dims):  # a shape's shape: known
+            return np.asarray([len(x.entries)], np.int64)[at.get("start", 0):at.get("end", 1)]
         else:
             return Dims((None,))
         return Dims(tuple(entries[at.get("start", 0):at.get("end", len(entries))]))
