@@ -72,10 +72,8 @@ class Graph:
         if any(n.op_type == "Loop" for n in model.graph.node):
             from .lift_loop import lift_loops
             model, self.loop_notes = lift_loops(model)
-        self.cell_notes = []  # GRU cells written as plain ops that lift_cells made GRU nodes
-        if _may_hold_cells(model.graph):
-            from .lift_cells import lift_cells
-            model, self.cell_notes = lift_cells(model)
+        from .lift_cells import lift_cells
+        model, self.cell_notes = lift_cells(model)  # GRU cells written as plain ops -> GRU nodes
         g = model.graph
         self.opset = opset_version(model)
         self.constants = {}
@@ -307,14 +305,6 @@ def _check_structure(g, opset, parent=None):
             elif a.type == AttributeProto.GRAPHS:
                 for sub in helper.get_attribute_value(a):
                     _check_structure(sub, opset, p.name or f"{p.op_type}_{i}")
-
-
-def _may_hold_cells(g):
-    """Whether a graph has what a GRU cell written as plain ops needs: a gate activation, two
-    matrix products and two products (a cheap test before lift_cells' analysis)."""
-    ops = [n.op_type for n in g.node]
-    return (any(op in ops for op in ("Sigmoid", "HardSigmoid", "Clip", "Min")) and
-            ops.count("MatMul") + ops.count("Gemm") >= 2 and ops.count("Mul") >= 2)
 
 
 def _attrs(node):

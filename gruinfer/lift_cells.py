@@ -53,8 +53,10 @@ def lift_cells(model):
     The input model is not modified; notes say what was lifted.  A model without cells comes
     back as it is (the same object)."""
     g = model.graph
-    if not any(n.op_type in ("Sigmoid", "HardSigmoid") for n in g.node):
-        return model, []
+    ops = [n.op_type for n in g.node]
+    if not (any(op in ops for op in ("Sigmoid", "HardSigmoid", "Clip", "Min")) and
+            ops.count("MatMul") + ops.count("Gemm") >= 2 and ops.count("Mul") >= 2):
+        return model, []  # no gate activation, two matrix products and two products: no cell
     opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
