@@ -928,34 +928,17 @@ class _Lowerer:
                                 "axis is time after it")
         feat = int(np.prod([a for a in src if a not in TN]))
         rows = "".join(tn)  # the time and batch letters in order, e.g. "NT"
-        if self.static.get("N") == 1 and sorted(tn) == ["N", "T"]:
-            try:
-                return self._reshape_rows(where, tn, target, feat, baked=True)
-            except NotStreamable:
-                pass
-            # one slot: [1, T, F] and [T, 1, F] hold the same rows, so a Reshape may move the
-            # batch axis (tf2onnx writes the Transpose of a fixed batch of 1 so)
-            try:
-                out = self._reshape_rows(where, ["T"], target, feat, baked=True)
-            except NotStreamable:
-                out = None
-            ones = [i for i, a in enumerate(out or ()) if a == 1]
-            if ones:
-                i = next((i for i in ones if i > out.index("T")), ones[-1])
-                self.pin(where + "moves the batch axis of a fixed batch of 1")
-                return out[:i] + ("N",) + out[i + 1:]
-        if tn in (["NT"], ["TN"]) and self.static.get("N") == 1:
-            # one slot: the merged rows are the frames; a size-1 entry on the batch's side is it
-            try:
-                out = self._reshape_rows(where, ["T"], target, feat, baked=False)
-            except NotStreamable:
-                out = None
-            t = out.index("T") if out else None
-            side = [i for i, a in enumerate(out or ()) if a == 1 and (i < t if tn == ["NT"] else i > t)]
-            if side:
-                i = side[-1] if tn == ["NT"] else side[0]
-                self.pin(where + "splits the rows of a fixed batch of 1")
-                return out[:i] + ("N",) + out[i + 1:]
+        merged = tn in (["NT"], ["TN"])
+        if self.static.get("N") == 1 and (merged or sorted(tn) == ["N", "T"]):
+            if not merged:
+                try:
+                    return self._reshape_rows(where, tn, target, feat, baked=True)
+                except NotStreamable:
+                    pass
+            out = self._one_slot(where, target, feat, baked=not merged,
+                                 after=not merged or rows == "TN")
+            if out is not None:
+                return out
         if any(a in MERGED for a in tn):
             # rows merged before: kept merged, or split back into batch and time (no baked sizes)
             try:
@@ -972,6 +955,24 @@ class _Lowerer:
             except NotStreamable:
                 raise NotStreamable(f"{e}; nor does it merge time and batch alone into one row "
                                     "axis (it moves them into features or features into rows)") from None
+
+    def _one_slot(self, where, target, feat, baked, after):
+        """A fixed batch of 1: the rows are the frames, so the target is read with time alone and
+        the batch is a size-1 entry beside time (after it when `after`, else before; the other
+        side when there is none).  tf2onnx writes the Transpose of a fixed batch of 1 as such a
+        Reshape ([1, T, F] -> [-1, 1, F]); torch.export bakes the size into a reshape back."""
+        try:
+            out = self._reshape_rows(where, ["T"], target, feat, baked)
+        except NotStreamable:
+            return None
+        t = out.index("T")
+        later = [i for i, a in enumerate(out) if a == 1 and i > t]
+        earlier = [i for i, a in enumerate(out) if a == 1 and i < t][::-1]
+        side = (later or earlier) if after else (earlier or later)
+        if not side:
+            return None
+        self.pin(where + "places the batch axis of a fixed batch of 1")
+        return out[:side[0]] + ("N",) + out[side[0] + 1:]
 
     def _static_size(self, sym):
         """The fixed size of row axis sym ("T", "N", or merged "NT"/"TN") the input declares, or None."""

@@ -237,12 +237,15 @@ def test_weights_listed_as_inputs_are_packed():
         sess.stream(N).run(None, {"X": x_data(), "w": np.zeros((H, 5), np.float32)})
 
 
-def test_reshape_back_with_the_fixed_length_baked_in_streams_in_c():
+@pytest.mark.parametrize("batch", ["N", 1])
+def test_reshape_back_with_the_fixed_length_baked_in_streams_in_c(batch):
     """torch.export fixes the time axis of a batch-first GRU (5 here): the Linear head's
-    reshape(-1, H) -> Gemm -> reshape(-1, 5, O) carries that 5; in C the plan is row-wise, so the
-    stream takes chunks of any length."""
+    reshape(-1, H) -> Gemm -> reshape(-1, 5, O) carries that 5 (and the batch too when it is
+    fixed at 1: reshape(1, 5, O)); in C the plan is row-wise, so the stream takes chunks of any
+    length."""
     rng = np.random.default_rng(8)
     Tf, O = 5, 4
+    n = N if batch == "N" else 1
     W = (rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32)
     R = (rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32)
     nodes = [helper.make_node("Transpose", ["X"], ["Xt"], name="tin", perm=[1, 0, 2]),
@@ -255,17 +258,18 @@ def test_reshape_back_with_the_fixed_length_baked_in_streams_in_c():
              helper.make_node("Reshape", ["g", "back"], ["out"], name="split")]
     inits = [("W", W), ("R", R), ("one", np.array([1], np.int64)), ("rows", np.array([-1, H], np.int64)),
              ("w", rng.standard_normal((O, H)).astype(np.float32)),
-             ("b", rng.standard_normal(O).astype(np.float32)), ("back", np.array([-1, Tf, O], np.int64))]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", Tf, I])],
+             ("b", rng.standard_normal(O).astype(np.float32)),
+             ("back", np.array([-1 if batch == "N" else 1, Tf, O], np.int64))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [batch, Tf, I])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
                               [numpy_helper.from_array(a, n) for n, a in inits])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     sess = gruinfer.InferenceSession(m)
     assert sess.plan_info()["lowered"], sess.plan_info()
-    x = rng.standard_normal((N, Tf, I)).astype(np.float32)
+    x = rng.standard_normal((n, Tf, I)).astype(np.float32)
     (whole,) = sess.run(None, {"X": x})
-    stream = sess.stream(N)
+    stream = sess.stream(n)
     got = np.concatenate([stream.run(None, {"X": x[:, a:b]})[0] for a, b in ((0, 2), (2, 3), (3, 5))], axis=1)
     assert np.abs(got - whole).max() <= 1e-5
     stream.reset()
