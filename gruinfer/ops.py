@@ -25,13 +25,14 @@ def _float(fn):
     return op
 
 
-def _binary(fn):
+def _binary(fn, out=None):
+    """Two inputs of one dtype, broadcast; the result in that dtype (or `out`: bool comparisons)."""
     def op(ins, at, opset):
         a, b = ins
         if a.dtype != b.dtype:
             raise ValueError(f"inputs have different dtypes {a.dtype} and {b.dtype}")
         with np.errstate(over="ignore", under="ignore"):
-            return [np.asarray(fn(a, b), dtype=a.dtype)]
+            return [np.asarray(fn(a, b), dtype=out or a.dtype)]
     return op
 
 
@@ -264,15 +265,6 @@ def _variadic(fn):
     return op
 
 
-def _compare(fn):
-    def op(ins, at, opset):
-        a, b = ins
-        if a.dtype != b.dtype:
-            raise ValueError(f"inputs have different dtypes {a.dtype} and {b.dtype}")
-        return [np.asarray(fn(a, b), dtype=bool)]
-    return op
-
-
 def _logical(fn):
     def op(ins, at, opset):
         if any(a.dtype != np.bool_ for a in ins):
@@ -443,7 +435,7 @@ def _conv(ins, at, opset):
     group = at.get("group", 1)
     strides, dil = list(at.get("strides", [1] * nd)), list(at.get("dilations", [1] * nd))
     k = list(w.shape[2:])
-    N, C, M = x.shape[0], x.shape[1], w.shape[0]
+    C, M = x.shape[1], w.shape[0]
     if group < 1 or C != w.shape[1] * group or M % group or len(strides) != nd or len(dil) != nd \
             or min(strides + dil + k, default=1) < 1:
         raise ValueError(f"weight {list(w.shape)} with group {group}, strides {strides} and "
@@ -550,11 +542,11 @@ OPS = {
     "Max": _variadic(lambda ins: np.maximum.reduce(np.broadcast_arrays(*ins))),
     "Sum": _variadic(lambda ins: np.sum(np.broadcast_arrays(*ins), axis=0)),
     "Mean": _variadic(lambda ins: np.mean(np.broadcast_arrays(*ins), axis=0)),
-    "Equal": _compare(np.equal),
-    "Less": _compare(np.less),
-    "LessOrEqual": _compare(np.less_equal),
-    "Greater": _compare(np.greater),
-    "GreaterOrEqual": _compare(np.greater_equal),
+    "Equal": _binary(np.equal, bool),
+    "Less": _binary(np.less, bool),
+    "LessOrEqual": _binary(np.less_equal, bool),
+    "Greater": _binary(np.greater, bool),
+    "GreaterOrEqual": _binary(np.greater_equal, bool),
     "Not": _logical(np.logical_not),
     "And": _logical(np.logical_and),
     "Or": _logical(np.logical_or),

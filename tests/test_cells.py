@@ -1,8 +1,4 @@
 """nn.GRUCell exports (one step, stacked steps, Python loops over frames) lifted into GRU nodes at load: torch's outputs, onnxruntime, streaming, and cells left alone."""
-import copy
-import json
-import os
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,28 +8,11 @@ from onnx import numpy_helper
 import gruinfer
 from gruinfer.lift_cells import lift_cells
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-with open(os.path.join(HERE, "versions.json")) as _f:
-    CELLS = sorted(json.load(_f)["cells"])
+from torch_fixtures import VERSIONS, close, path, recorded
+
+CELLS = sorted(VERSIONS["cells"])
 STEPS = [n for n in CELLS if n.startswith("cell_step")]
 LOOPS = [n for n in CELLS if n.startswith("cell_loop")]
-TOL = 1e-5
-
-
-def path(name):
-    return os.path.join(HERE, name + ".onnx")
-
-
-def recorded(name):
-    data = np.load(os.path.join(HERE, name + ".npz"))
-    feeds = {k[3:]: data[k] for k in data.files if k.startswith("in_")}
-    outs = [data[f"out_{i}"] for i in range(len(data.files) - len(feeds))]
-    return feeds, outs
-
-
-def close(a, b):
-    assert a.shape == b.shape, (a.shape, b.shape)
-    assert np.abs(a - b).max() <= TOL, np.abs(a - b).max()
 
 
 def test_fixtures_present():

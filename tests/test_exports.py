@@ -8,31 +8,15 @@ import pytest
 
 import gruinfer
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-with open(os.path.join(HERE, "versions.json")) as _f:
-    FIXTURES = json.load(_f)["fixtures"]
+from torch_fixtures import HERE, VERSIONS, close, path, recorded
+
+FIXTURES = VERSIONS["fixtures"]
 NAMES = sorted(FIXTURES)
 TOL = 1e-5
 T0 = 6      # make_fixtures.py records T = 6, N = 3: never equal, so the layout is readable
 BIDIRECTIONAL = [n for n in NAMES if n.startswith("bigru")]
 LOWERED = [n for n in NAMES if n not in BIDIRECTIONAL]
 FINAL_STATE = [n for n in NAMES if "hn_linear" in n]      # Linear(hn[-1]): output from final states
-
-
-def path(name):
-    return os.path.join(HERE, name + ".onnx")
-
-
-def recorded(name):
-    data = np.load(os.path.join(HERE, name + ".npz"))
-    feeds = {k[3:]: data[k] for k in data.files if k.startswith("in_")}
-    outs = [data[f"out_{i}"] for i in range(len(data.files) - len(feeds))]
-    return feeds, outs
-
-
-def close(a, b, tol=TOL):
-    assert a.shape == b.shape, (a.shape, b.shape)
-    assert np.abs(a - b).max(initial=0) <= tol, np.abs(a - b).max()
 
 
 def fresh_feeds(name, feeds, T, N, seed):
