@@ -346,7 +346,7 @@ cdef class StreamCore:
 
     def _coerce_frame(self, x):
         """Slow path of step(): convert a frame to float32 C-contiguous or say what is wrong."""
-        from .validate import coerce_float
+        from .feeds import coerce_float
         return coerce_float(x, "step input", self.frame_in_shape)
 
     cdef object _id_frame(self, x):

@@ -5,8 +5,8 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument, InvalidModel, UnsupportedOp
-from .onnx_import import gru_spec, opset_version, tensor_to_array
-from .ops import OPS
+from .onnx_io.gru_spec import gru_spec, opset_version, tensor_to_array
+from .onnx_io.ops import OPS
 
 SUPPORTED_OPS = ("Constant", "GRU", "Loop") + tuple(OPS)
 
@@ -70,9 +70,9 @@ class Graph:
         _check_structure(model.graph, opset_version(model))
         self.loop_notes = []  # what lift_loops did with each Loop (Keras GRUs become GRU nodes)
         if any(n.op_type == "Loop" for n in model.graph.node):
-            from .lift_loop import lift_loops
+            from .rewrite.loops import lift_loops
             model, self.loop_notes = lift_loops(model)
-        from .lift_cells import lift_cells
+        from .rewrite.cells import lift_cells
         model, self.cell_notes = lift_cells(model)  # GRU cells written as plain ops -> GRU nodes
         g = model.graph
         self.opset = opset_version(model)
@@ -163,7 +163,7 @@ class Graph:
     def _body(self, node, known):
         """The checked body of a Loop left by lift_loops (it is not a GRU cell: it runs iteration
         by iteration, see loop_run.py), and the outer values it reads."""
-        from .loop_run import Body
+        from .interp.loop import Body
 
         g, where = node.attrs.get("body"), f"Loop node {node.name!r}"
         if g is None or len(node.proto.input) < 2 or len(g.input) != len(node.proto.input) or \
@@ -272,7 +272,7 @@ class Graph:
             return [ins[0].reshape([size.get(a, a) for a in dst])]
         try:
             if node.op == "Loop":
-                from .loop_run import run_loop
+                from .interp.loop import run_loop
                 return run_loop(node, ins, values, lambda b, v: self.run_op(b, v, load, reshapes))
             return OPS[node.op](ins, node.attrs, self.opset)
         except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, AttributeError) as e:

@@ -4,8 +4,8 @@ import numpy as np
 from . import _core
 from .errors import InvalidArgument, KernelUnavailable
 from .graph import Graph, build_layer
-from .onnx_import import gru_spec, load_model
-from .validate import check_shape, coerce_float, coerce_int32
+from .onnx_io.gru_spec import gru_spec, load_model
+from .feeds import check_shape, coerce_float, coerce_int32
 
 
 class InferenceSession:

@@ -4,7 +4,7 @@ import numpy as np
 from . import _core
 from .errors import InvalidArgument
 from .lower import MERGED, Seq, State
-from .validate import coerce_float
+from .feeds import coerce_float
 
 
 def _frame_shape(axes, n):

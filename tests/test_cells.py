@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 import gruinfer
-from gruinfer.lift_cells import lift_cells
+from gruinfer.rewrite.cells import lift_cells
 
 from torch_fixtures import VERSIONS, close, path, recorded
 

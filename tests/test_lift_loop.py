@@ -1,4 +1,4 @@
-"""Tests for gruinfer.lift_loop: Keras/tf2onnx GRU Loops become GRU nodes with identical outputs; other Loops stay."""
+"""Tests for gruinfer.rewrite.loops: Keras/tf2onnx GRU Loops become GRU nodes with identical outputs; other Loops stay."""
 # Fixtures come from tests/fixtures/make_keras_fixtures.py (run in a TensorFlow venv); these tests
 # need only onnx, onnxruntime and numpy. The proof that a rewrite is right is onnxruntime on the
 # lifted model against onnxruntime on the original and against the Keras outputs in the .npz.
@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from gruinfer.lift_loop import lift_loops
+from gruinfer.rewrite.loops import lift_loops
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -355,7 +355,7 @@ def test_masked_keras_gru_left_unchanged():
 
 def test_self_check_catches_a_wrong_extraction(monkeypatch):
     """The numeric self-check against the original body refuses a cell whose weights were read wrong."""
-    import gruinfer.lift_loop as lift
+    import gruinfer.rewrite.loops as lift
 
     real = lift._match_cell
 

@@ -23,7 +23,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import gruinfer
-from gruinfer.lift_loop import lift_loops
+from gruinfer.rewrite.loops import lift_loops
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 PADDLE = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURES, "paddle_*.onnx")))

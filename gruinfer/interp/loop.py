@@ -1,4 +1,4 @@
-"""loop_run.py: ONNX Loops that are not GRU cells, run iteration by iteration through the NumPy ops (the declared slow path)."""
+"""interp/loop.py: ONNX Loops that are not GRU cells, run iteration by iteration through the NumPy ops (the declared slow path)."""
 from collections import ChainMap
 from dataclasses import dataclass
 

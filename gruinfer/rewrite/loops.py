@@ -1,4 +1,4 @@
-"""lift_loop.py: rewrite ONNX Loops that provably compute a GRU cell (tf2onnx Keras, jax2onnx flax / Keras-on-JAX) into GRU nodes."""
+"""rewrite/loops.py: rewrite ONNX Loops that provably compute a GRU cell (tf2onnx Keras, jax2onnx flax / Keras-on-JAX) into GRU nodes."""
 # A pure ONNX-graph-to-ONNX-graph transformation (onnx and numpy only). Entry point: lift_loops(model).
 #
 # How a Loop is proved to be a GRU:

@@ -1,10 +1,10 @@
-"""onnx_import.py: loading ONNX models and decoding GRU nodes into canonical weights and attributes."""
+"""onnx_io/gru_spec.py: loading ONNX models and decoding GRU nodes into canonical weights and attributes."""
 from dataclasses import dataclass
 import os
 
 import numpy as np
 
-from .errors import InvalidModel
+from ..errors import InvalidModel
 
 # ONNX activation names (lower case) -> (C kind, uses alpha, uses beta, default alpha, default beta).
 # Defaults are onnxruntime's: its values apply when activation_alpha/beta run out.

@@ -1,4 +1,4 @@
-"""validate.py: turning user arrays into the dtypes and shapes the C core takes, or a clear InvalidArgument."""
+"""feeds.py: turning user arrays into the dtypes and shapes the C core takes, or a clear InvalidArgument."""
 import numpy as np
 
 from .errors import InvalidArgument

@@ -1,10 +1,10 @@
-"""lower.py: graph -> stream plan: exporter plumbing recognised by meaning, GRUs and frame-wise ops mapped to C steps, causality checked."""
+"""lower/lowering.py: graph -> stream plan: exporter plumbing recognised by meaning, GRUs and frame-wise ops mapped to C steps, causality checked."""
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import _core
-from .errors import NotStreamable
+from .. import _core
+from ..errors import NotStreamable
 
 # Element-wise ops with a C "act" step: op -> (kind, default alpha, default beta) as in onnx_import.ACTIVATIONS.
 ACT_STEPS = {"Sigmoid": (0, 0.0, 0.0), "Tanh": (1, 0.0, 0.0), "Relu": (2, 0.0, 0.0),

@@ -1,4 +1,4 @@
-"""ops.py: NumPy implementations of the non-GRU ONNX ops gruinfer runs, with each op's opset-dependent attribute/input forms."""
+"""onnx_io/ops.py: NumPy implementations of the non-GRU ONNX ops gruinfer runs, with each op's opset-dependent attribute/input forms."""
 import numpy as np
 
 

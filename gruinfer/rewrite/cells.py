@@ -1,4 +1,4 @@
-"""lift_cells.py: rewrite GRU cells written as plain ops (nn.GRUCell steps, Python or Keras-unrolled loops over a cell) into GRU nodes."""
+"""rewrite/cells.py: rewrite GRU cells written as plain ops (nn.GRUCell steps, Python or Keras-unrolled loops over a cell) into GRU nodes."""
 # A pure ONNX-graph-to-ONNX-graph transformation (onnx and numpy only), run after lift_loops.
 # Entry point: lift_cells(model).
 #
@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .lift_loop import (NotGru, _Body, _gru_step, _match_cell, _Outer, _Poly, _all_names, _attr,
+from .loops import (NotGru, _Body, _gru_step, _match_cell, _Outer, _Poly, _all_names, _attr,
                         _fresh, _node_reads, _prune, gru_attrs)
 
 # Ops a cell is made of (what lift_loop's symbolic evaluation understands).
