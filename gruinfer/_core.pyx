@@ -31,12 +31,28 @@ BINARY_OPS = {"add": GRUINFER_BINARY_ADD, "sub": GRUINFER_BINARY_SUB, "mul": GRU
               "div": GRUINFER_BINARY_DIV, "rsub": GRUINFER_BINARY_RSUB, "rdiv": GRUINFER_BINARY_RDIV}
 
 
+# Short names of the statuses, set as the raised error's `status`.
+_STATUS_NAMES = {
+    GRUINFER_E_NULL: "null", GRUINFER_E_SIZE: "size", GRUINFER_E_ATTR: "attr",
+    GRUINFER_E_ACTIVATION: "activation", GRUINFER_E_NOMEM: "nomem", GRUINFER_E_SEQLEN: "seqlen",
+    GRUINFER_E_NONFINITE: "nonfinite", GRUINFER_E_KERNEL: "kernel", GRUINFER_E_PLAN: "plan",
+    GRUINFER_E_SLOT: "slot", GRUINFER_E_INDEX: "index",
+}
+
+
 cdef int check(gruinfer_status s, str what, bint model=False) except -1:
     if s == GRUINFER_OK:
         return 0
     text = gruinfer_status_text(s).decode()
     cls = _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0]
-    raise cls(f"{what}: {text}")
+    err = cls(f"{what}: {text}")
+    err.status = _STATUS_NAMES.get(s)
+    raise err
+
+
+def ids_to_float(x):
+    """Token ids as float32 (clamped to +-2^25: out of every table's range stays out)."""
+    return np.clip(np.asarray(x), -(1 << 25), 1 << 25).astype(np.float32)
 
 
 def kernel_names():

@@ -26,12 +26,11 @@ def cmd_run(args):
 
     sess = gruinfer.InferenceSession(args.model, kernel=args.kernel)
     info = sess.plan_info()
-    low = sess._lowering()
-    time_input = None if isinstance(low, Exception) else low.time_input
+    time_input, in_axes = info["time_input"], info["input_axes"]
     rng = np.random.default_rng(args.seed)
     feed = {}
     for a in sess.get_inputs():
-        axes = low.in_axes if a.name == time_input else None
+        axes = in_axes if a.name == time_input else None
         shape = _feed_shape(a, axes, args.steps, args.batch, time_input is None)
         if a.type == "tensor(float)":
             feed[a.name] = rng.standard_normal(shape).astype(np.float32)
@@ -50,14 +49,14 @@ def cmd_run(args):
         print(f"output  {o.name} {list(v.shape)}  mean {v.mean():+.6f}  std {v.std():.6f}")
     print(f"run     {1e3 * (t1 - t0):.3f} ms for the whole input "
           f"({'C plan' if info['lowered'] else 'graph interpreter'}"
-          f"{'' if info['lowered'] or not any(n.op == 'GRU' for n in sess._graph.nodes) else ', GRUs in C'})")
+          f"{'' if info['lowered'] or not info['gru_nodes'] else ', GRUs in C'})")
     if not info["streamable"]:
         print(f"stream  not streamable: {info['reason']}")
         return 0
     x = feed[time_input]
-    stream = sess.stream(batch_size=x.shape[low.in_axes.index("N")])
+    stream = sess.stream(batch_size=x.shape[in_axes.index("N")])
     first = sess.get_outputs()[0].name
-    if "T" not in low.in_axes:  # a single-step cell model: each call is one frame
+    if "T" not in in_axes:  # a single-step cell model: each call is one frame
         times = []
         for _ in range(args.steps):
             s = time.perf_counter()
@@ -70,7 +69,7 @@ def cmd_run(args):
               f"{1e6 * float(np.median(times)):.2f} us per frame; one step vs run: max |diff| = "
               f"{float(err):.2e}")
         return 0
-    t_ax = low.in_axes.index("T")
+    t_ax = in_axes.index("T")
     frames, times = [], []
     for t in range(x.shape[t_ax]):
         frame = np.take(x, t, axis=t_ax)

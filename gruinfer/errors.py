@@ -2,7 +2,11 @@
 
 
 class GruinferError(Exception):
-    """Base class of every error gruinfer raises on purpose."""
+    """Base class of every error gruinfer raises on purpose.
+
+    status: for an error the C core reported, its status by a short name ("nonfinite", "size",
+    "index", ...; see _core.pyx), so callers tell why without reading the message; else None."""
+    status = None
 
 
 class InvalidModel(GruinferError, ValueError):

@@ -1,4 +1,4 @@
-"""feeds.py: turning user arrays into the dtypes and shapes the C core takes, or a clear InvalidArgument."""
+"""feeds.py: user arrays checked against what a model declares and turned into the dtypes and shapes the engine takes, or a clear InvalidArgument."""
 import numpy as np
 
 from .errors import InvalidArgument
@@ -44,3 +44,49 @@ def check_shape(arr, what, shape):
     if arr.ndim != len(shape) or any(e is not None and e != g for e, g in zip(shape, arr.shape)):
         raise InvalidArgument(
             f"{what}: expected shape {_shape_text(shape)}, got {_shape_text(arr.shape)}")
+
+
+def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", check_dims=True):
+    """input_feed ({name: array}) checked against the declared inputs (a dict name -> NodeArg:
+    the graph inputs and the overridable initializers) and converted to the dtypes the engine
+    takes.  inputs: the names of the graph inputs, which must all be fed when required.
+    check_dims: fixed sizes of the declared shapes must match (streams let every axis vary but
+    the rank)."""
+    if not isinstance(input_feed, dict):
+        raise InvalidArgument(f"input_feed must be a dict of name -> array, got "
+                              f"{type(input_feed).__name__}")
+    feeds = {}
+    for name, value in input_feed.items():
+        arg = declared.get(name)
+        if arg is None:
+            raise InvalidArgument(f"{where}: {name!r} is not a graph input; inputs are "
+                                  + ", ".join(repr(n) for n in inputs))
+        what = f"input {name!r}"
+        if arg.type == "tensor(int32)":
+            arr = coerce_int32(value, what)
+        elif arg.type == "tensor(float)":
+            arr = coerce_float(value, what)
+        else:
+            arr = np.asarray(value)
+        if arg.shape is not None:
+            check_shape(arr, what, [d if check_dims and isinstance(d, int) and d > 0 else None
+                                    for d in arg.shape])
+        feeds[name] = arr
+    missing = [n for n in inputs if n not in feeds] if required else []
+    if missing:
+        raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
+    return feeds
+
+
+def check_output_names(outputs, wanted):
+    """The outputs asked for (None: all of them, in graph order), each checked to be one."""
+    if wanted is None:
+        return list(outputs)
+    if isinstance(wanted, str):
+        raise InvalidArgument("output_names must be a list of names or None, not a string")
+    names = list(wanted)
+    for n in names:
+        if n not in outputs:
+            raise InvalidArgument(
+                f"{n!r} is not a graph output; outputs are " + ", ".join(map(repr, outputs)))
+    return names

@@ -1,10 +1,11 @@
-"""stream.py: stateful streams of a lowered graph: Stream runs the C plan, PyStream the declared slower Python path."""
+"""stream.py: stateful streams of a lowered graph: Stream runs the C plan, PyStream the declared slower path through the interpreter."""
 import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
+from .feeds import check_output_names, coerce_feeds, coerce_float
+from .interp import GruState
 from .lower import MERGED, Seq, State
-from .feeds import coerce_float
 
 
 def _frame_shape(axes, n):
@@ -25,20 +26,26 @@ def _sizes(axes, T, N):
 class _StreamBase:
     """What both streams share: feeds checked, states by GRU node name, slots reset."""
 
+    def _bind(self, interp, low):
+        self._interp, self._graph, self._low = interp, interp.graph, low
+        self._declared = {a.name: a for a in self._graph.inputs}
+        self._declared.update(self._graph.overridable)
+
     @property
     def input_name(self):
         """The graph input that carries the frames."""
         return self._low.time_input
 
     def _check_feeds(self, output_names, input_feed):
-        sess, low, N = self._session, self._low, self.batch_size
-        names = sess._output_names(output_names)
-        feeds = sess._coerce_feeds(input_feed, required=False, where="stream feed", check_dims=False)
+        graph, low, N = self._graph, self._low, self.batch_size
+        names = check_output_names([o.name for o in graph.outputs], output_names)
+        feeds = coerce_feeds(self._declared, [a.name for a in graph.inputs], input_feed,
+                             required=False, where="stream feed", check_dims=False)
         for name in low.lens_inputs & feeds.keys():
             raise InvalidArgument(
                 f"input {name!r} is a sequence_lens: streams advance every slot by every frame, "
                 "so it cannot be fed to a stream")
-        for name in (set(sess._graph.overridable) - low.state_inputs.keys()) & feeds.keys():
+        for name in (set(graph.overridable) - low.state_inputs.keys()) & feeds.keys():
             raise InvalidArgument(
                 f"input {name!r} is a weight, packed when the stream was made: it cannot be "
                 "fed to a stream (sess.run accepts it)")
@@ -62,35 +69,36 @@ class _StreamBase:
             if name not in feeds:
                 continue
             h = coerce_float(feeds[name], f"input {name!r}")
-            for i, row, layout in uses:
-                H = low.grus[i][2]
+            for use in uses:
+                H, row = low.grus[use.gru].hidden, use.row
                 if row is None:  # an [N, H] input the graph unsqueezes into initial_h
                     if h.shape != (N, H):
                         raise InvalidArgument(f"input {name!r}: expected an initial state of shape "
                                               f"[{N}, {H}], got {list(h.shape)}")
                     rows = h
+                elif h.ndim == 3 and h.shape[1 if use.layout else 0] > row:
+                    rows = h[:, row] if use.layout else h[row]
                 else:
-                    rows = h[:, row] if layout and h.ndim == 3 and h.shape[1] > row else \
-                        h[row] if not layout and h.ndim == 3 and h.shape[0] > row else None
+                    rows = None
                 if rows is None or rows.shape != (N, H):
                     raise InvalidArgument(
                         f"input {name!r}: expected an initial state with row {row} of shape "
-                        f"[{N}, {H}] on axis {1 if layout else 0}, got {list(h.shape)}")
+                        f"[{N}, {H}] on axis {1 if use.layout else 0}, got {list(h.shape)}")
                 if not np.isfinite(rows).all():
                     raise InvalidArgument(f"input {name!r} holds NaN or Inf")
-                out[i] = np.ascontiguousarray(rows)
+                out[use.gru] = np.ascontiguousarray(rows)
         return out
 
     def get_state(self):
         """{GRU node name: array [batch_size, hidden_size]}: a copy of every recurrent state."""
-        return {g[1]: self._get(i) for i, g in enumerate(self._low.grus)}
+        return {g.name: self._get(i) for i, g in enumerate(self._low.grus)}
 
     def set_state(self, state):
         """Set states from a dict like get_state() returns (a subset of nodes is allowed).
         Everything is checked before anything is written."""
         if not isinstance(state, dict):
             raise InvalidArgument("state must be a dict {GRU node name: array}")
-        index = {g[1]: i for i, g in enumerate(self._low.grus)}
+        index = {g.name: i for i, g in enumerate(self._low.grus)}
         checked = []
         for name, h in state.items():
             if name not in index:
@@ -98,7 +106,7 @@ class _StreamBase:
                     f"state for {name!r}: no such GRU node in the stream; nodes are "
                     + ", ".join(map(repr, index)))
             i = index[name]
-            h = coerce_float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i][2]])
+            h = coerce_float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i].hidden])
             if not np.isfinite(h).all():
                 raise InvalidArgument(f"state for GRU node {name!r} holds NaN or Inf")
             checked.append((i, h))
@@ -138,42 +146,36 @@ class Stream(_StreamBase, _core.StreamCore):
     """
     lowered = True
 
-    def __new__(cls, session, low, batch_size):
-        head = low.outputs[session._graph.outputs[0].name]
-        step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]][0]
+    def __new__(cls, interp, low, batch_size):
+        head = low.outputs[interp.graph.outputs[0].name]
+        step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
         return super().__new__(cls, low.plan, batch_size, step_out,
                                _frame_shape(low.in_axes, batch_size),
-                               _frame_shape(head.axes, batch_size), session._check_finite)
+                               _frame_shape(head.axes, batch_size), interp.check_finite)
 
-    def __init__(self, session, low, batch_size):
-        self._session = session
-        self._low = low
+    def __init__(self, interp, low, batch_size):
+        self._bind(interp, low)
         self.ids_input = bool(low.in_ids)
         for i, h0 in low.initial.items():
             if h0.shape[0] not in (1, batch_size):
                 raise InvalidArgument(
-                    f"GRU node {low.grus[i][1]!r}: its constant initial_h holds "
+                    f"GRU node {low.grus[i].name!r}: its constant initial_h holds "
                     f"{h0.shape[0]} rows; a stream of batch_size {batch_size} needs 1 or {batch_size}")
         self.reset()
 
-    def _ids(self, x, what):
-        """Token ids as the float32 the C plan reads (values past 2^25 stay out of range)."""
-        if x.dtype.kind in "iu":
-            x = np.clip(x, -(1 << 25), 1 << 25).astype(np.float32)
-        return coerce_float(x, what)
-
     def _coerce_frame(self, x):
+        """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
         if self._low.in_ids:
             x = np.asarray(x)
             if x.dtype.kind in "iu":
-                x = self._ids(x, "step input")
-        return super()._coerce_frame(x)
+                x = _core.ids_to_float(x)
+        return coerce_float(x, "step input", _frame_shape(self._low.in_axes, self.batch_size))
 
     def _get(self, i):
-        return self._get_state(self._low.grus[i][0], self._low.grus[i][2])
+        return self._get_state(self._low.grus[i].step, self._low.grus[i].hidden)
 
     def _set(self, i, h):
-        self._set_state(self._low.grus[i][0], h)
+        self._set_state(self._low.grus[i].step, h)
 
     def run(self, output_names, input_feed):
         """Advance every slot by a chunk of k >= 1 frames given as in sess.run; state carries over.
@@ -187,7 +189,8 @@ class Stream(_StreamBase, _core.StreamCore):
         names, feeds = self._check_feeds(output_names, input_feed)
         x = feeds[low.time_input]
         if low.in_ids:
-            x = self._ids(x, f"input {low.time_input!r}")
+            x = coerce_float(_core.ids_to_float(x) if x.dtype.kind in "iu" else x,
+                             f"input {low.time_input!r}")
         n, T = low.in_axes.index("N"), low.frames(x)
         x_st = x.strides[low.in_axes.index("T")] // 4 if "T" in low.in_axes else 0
         new_states = self._state_rows(feeds)
@@ -227,7 +230,7 @@ class Stream(_StreamBase, _core.StreamCore):
             elif isinstance(a, State):
                 r = _arrange(np.stack([self._get(i) for i in a.ks]), a.axes)
             else:
-                r = np.array(self._session._graph.constants[name])
+                r = np.array(self._graph.constants[name])
             base = r if r.base is None else r.base  # views of one chunk array are that array
             results.append(r.copy() if id(base) in given else r)
             given.add(id(base))
@@ -242,7 +245,7 @@ class Stream(_StreamBase, _core.StreamCore):
         rows = range(self.batch_size) if idx is None else idx
         for i, h0 in self._low.initial.items():
             for r in rows:
-                self._set_slot_state(self._low.grus[i][0], int(r),
+                self._set_slot_state(self._low.grus[i].step, int(r),
                                      np.ascontiguousarray(h0[r if h0.shape[0] > 1 else 0]))
 
 
@@ -279,63 +282,65 @@ class PyStream(_StreamBase):
     Same API as Stream; causal by construction (lowering checked every op on the time path)."""
     lowered = False
 
-    def __init__(self, session, low, batch_size):
-        self._session, self._low, self.batch_size = session, low, batch_size
+    def __init__(self, interp, low, batch_size):
+        self._bind(interp, low)
+        self.batch_size = batch_size
         self._states = {}
         self._last_state_feeds = {}
         self.reset()
 
     def _get(self, i):
         low = self._low
-        h, fresh = self._states[low.grus[i][1]]
-        base = low.initial.get(i, np.zeros((1, h.shape[1]), np.float32))
-        return np.where(fresh[:, None], base, h).astype(np.float32)
+        st = self._states[low.grus[i].name]
+        base = low.initial.get(i, np.zeros((1, st.h.shape[1]), np.float32))
+        return np.where(st.fresh[:, None], base, st.h).astype(np.float32)
 
     def _set(self, i, h):
-        self._states[self._low.grus[i][1]] = (np.array(h, np.float32),
-                                              np.zeros(self.batch_size, bool))
+        self._states[self._low.grus[i].name] = GruState(np.array(h, np.float32),
+                                                        np.zeros(self.batch_size, bool))
 
     def reset(self, slots=None):
         idx = self._slots(slots)
-        for _, name, H, _ in self._low.grus:
-            h, fresh = self._states.get(name, (np.zeros((self.batch_size, H), np.float32), None))
-            fresh = np.ones(self.batch_size, bool) if idx is None or fresh is None else fresh.copy()
+        for g in self._low.grus:
+            st = self._states.get(g.name)
+            h = st.h if st else np.zeros((self.batch_size, g.hidden), np.float32)
+            fresh = np.ones(self.batch_size, bool) if idx is None or st is None else st.fresh.copy()
             if idx is not None:
                 fresh[idx] = True
-            self._states[name] = (h, fresh)
+            self._states[g.name] = GruState(h, fresh)
 
     def run(self, output_names, input_feed):
         """As Stream.run, through the graph interpreter."""
-        sess, low, N = self._session, self._low, self.batch_size
+        graph, low, N = self._graph, self._low, self.batch_size
         names, feeds = self._check_feeds(output_names, input_feed)
         states = dict(self._states)
         for i, h in self._state_rows(feeds).items():
-            states[low.grus[i][1]] = (h, np.zeros(N, bool))
+            states[low.grus[i].name] = GruState(h, np.zeros(N, bool))
         for name in low.state_inputs:
             if name in feeds:
                 self._last_state_feeds[name] = feeds[name]
-            elif name not in sess._graph.constants:
+            elif name not in graph.constants:
                 feeds[name] = self._last_state_feeds.get(name, self._zeros_like_input(name))
-        missing = [a.name for a in sess._graph.inputs if a.name not in feeds]
+        missing = [a.name for a in graph.inputs if a.name not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
-        values = sess._execute(feeds, states, low.reshapes)
+        values = self._interp.execute(feeds, states, low.reshapes)
         self._states = states
-        return sess._results(names, values, feeds)
+        return self._interp.results(names, values, feeds)
 
     def _zeros_like_input(self, name):
-        arg = next(a for a in self._session._graph.inputs if a.name == name)
+        arg = next(a for a in self._graph.inputs if a.name == name)
         return np.zeros([d if isinstance(d, int) and d > 0 else self.batch_size
                          for d in arg.shape or []], np.float32)
 
     def step(self, x, out=None):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
-        low = self._low
-        head = low.outputs[self._session._graph.outputs[0].name]
+        low, first = self._low, self._graph.outputs[0].name
+        head = low.outputs[first]
         x = np.asarray(x)
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
-        y = self.run([self._session._graph.outputs[0].name], {low.time_input: x})[0]
+        y = self.run([first], {low.time_input: x})[0]
         if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
         if out is None:

@@ -6,6 +6,7 @@
 # gruinfer.InferenceSession is compared on the lifted fixtures here (and on every Keras fixture,
 # keras_gru_masking included, in test_keras_models.py); keras_gru_masking is not lifted at all.
 import copy
+import dataclasses
 import glob
 import os
 
@@ -64,6 +65,7 @@ def test_keras_loops_lifted(name):
     n_loops = ops(model).count("Loop")
     assert n_loops >= 1
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert "Loop" not in ops(lifted), notes
     assert ops(lifted).count("GRU") == n_loops
     assert len(notes) == n_loops and all("lifted into GRU" in n for n in notes), notes
@@ -164,6 +166,7 @@ def test_nonzero_initial_state(name):
     loop.input[h_idx] = "h0"
     model.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, ["N", 6]))
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert "Loop" not in ops(lifted) and "Unsqueeze" in ops(lifted), notes
     rng = np.random.default_rng(1)
     for n, t in ((2, 5), (3, 1)):
@@ -174,6 +177,7 @@ def test_nonzero_initial_state(name):
 
 def _assert_unchanged(model, why=None):
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert lifted.SerializeToString() == model.SerializeToString()
     assert len(notes) == 1 and "left unchanged" in notes[0], notes
     if why:
@@ -357,21 +361,22 @@ def test_self_check_catches_a_wrong_extraction(monkeypatch):
     """The numeric self-check against the original body refuses a cell whose weights were read wrong."""
     import gruinfer.rewrite.loops as lift
 
-    real = lift._match_cell
+    real = lift.match_cell
 
     def wrong(*args):
         cell = real(*args)
-        cell.B = cell.B.copy()
-        cell.B[0, 0] += 0.01
-        return cell
+        B = cell.B.copy()
+        B[0, 0] += 0.01
+        return dataclasses.replace(cell, B=B)
 
-    monkeypatch.setattr(lift, "_match_cell", wrong)
+    monkeypatch.setattr(lift, "match_cell", wrong)
     _assert_unchanged(load("keras_gru_ra1_seq1"), "self-check")
 
 
 def test_no_loop_is_a_no_op():
     model = load("keras_legacy_gru_ra1")
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert notes == [] and lifted.SerializeToString() == model.SerializeToString()
 
 

@@ -111,6 +111,7 @@ def test_jax_loops_lifted(name):
     n_loops = [n.op_type for n in model.graph.node].count("Loop")
     assert n_loops >= 1
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert len(notes) == n_loops and all("lifted into GRU" in n for n in notes), notes
     assert gruinfer.InferenceSession(path(name)).plan_info()["loops"] == notes
     assert [n.op_type for n in lifted.graph.node].count("GRU") == n_loops
@@ -227,6 +228,7 @@ def test_gemm_attributes_followed():
     r.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(2.0 * arr.T), r.name))
     _set_attr(g, "transB", 1)
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert "Loop" not in [n.op_type for n in lifted.graph.node], notes
     x = np.random.default_rng(0).standard_normal((3, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(_ort(lifted, x), _ort(model, x), rtol=0, atol=TOL)
@@ -273,6 +275,7 @@ def test_edited_jax_loop_left_unchanged(edit, why):
     if edit is not _mutant_transA:  # the edit changes what the model computes
         assert np.abs(_ort(model, x) - _ort(onnx.load(path("jax_gru_scan")), x)).max() > 1e-3
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert lifted.SerializeToString() == model.SerializeToString()
     assert len(notes) == 1 and "left unchanged" in notes[0] and why in notes[0], notes
 
@@ -283,6 +286,7 @@ def test_recurrent_gemm_bias_lifted_as_rbh():
     _, body = _jax_loop(model)
     _mutant_gemm_bias_on_state(body)
     lifted, notes = lift_loops(model)
+    notes = [str(n) for n in notes]  # LiftNote records, as text
     assert "Loop" not in [n.op_type for n in lifted.graph.node], notes
     x = np.random.default_rng(1).standard_normal((2, 6, 4)).astype(np.float32)
     np.testing.assert_allclose(_ort(lifted, x), _ort(model, x), rtol=0, atol=TOL)
@@ -312,6 +316,7 @@ def test_damaged_jax_loops_never_crash_the_lifter():
         else:
             body.node.remove(node)
         lifted, notes = lift_loops(model)
+        notes = [str(n) for n in notes]  # LiftNote records, as text
         assert len(notes) == 1
         if "lifted into GRU" not in notes[0]:
             assert lifted.SerializeToString() == model.SerializeToString()

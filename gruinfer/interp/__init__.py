@@ -1,1 +1,4 @@
 """interp: the declared slow path: graphs run node by node through the NumPy ops, Loops iteration by iteration, GRU nodes in C."""
+from .run import GruState, Interpreter, build_layer, build_layers
+
+__all__ = ["GruState", "Interpreter", "build_layer", "build_layers"]

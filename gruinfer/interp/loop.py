@@ -1,42 +1,33 @@
 """interp/loop.py: ONNX Loops that are not GRU cells, run iteration by iteration through the NumPy ops (the declared slow path)."""
 from collections import ChainMap
-from dataclasses import dataclass
 
 import numpy as np
+
+from ..onnx_io.ops import OpError
 
 # A Loop with neither a trip count nor a condition that ever ends it stops here with an error.
 MAX_ITERATIONS = 1 << 24
 
 
-@dataclass
-class Body:
-    """A Loop body checked at load: its nodes (graph.Node, nested Loops prepared too), its own
-    constants, input names (iteration number, condition, carried values) and outputs (condition,
-    carried values, scan outputs) with their element types and declared shapes (None: unknown)."""
-    nodes: list
-    constants: dict
-    inputs: list
-    outputs: list
-    out_dtypes: list
-    out_shapes: list
-
-
-def run_loop(node, ins, scope, run_op):
-    """The outputs of Loop `node`: final carried values, then the scan outputs stacked on a new
-    first axis.  ins: its inputs (trip count, condition, initial carried values); scope: every
-    value visible where the Loop runs; run_op(node, values) runs one body node."""
-    body = node.body
+def run_loop(body, ins, scope, run_op):
+    """The outputs of a Loop with this graph.LoopBody: final carried values, then the scan
+    outputs stacked on a new first axis.  ins: its inputs (trip count, condition, initial
+    carried values); scope: every value visible where the Loop runs; run_op(node, values) runs
+    one body node.  OpError when the Loop cannot go on."""
     ins = list(ins) + [None] * (2 - len(ins))
     trip, cond = ins[0], ins[1]
     carried = list(ins[2:])
     n = len(carried)
+    for value, what in ((trip, "trip count"), (cond, "condition")):
+        if value is not None and np.size(value) != 1:
+            raise OpError(f"the {what} must hold one value, not {np.size(value)}")
     trips = None if trip is None else int(np.asarray(trip).reshape(()))
     going = True if cond is None else bool(np.asarray(cond).reshape(()))
     scans = [[] for _ in body.outputs[1 + n:]]
     i = 0
     while going and (trips is None or i < trips):
         if i >= MAX_ITERATIONS:
-            raise ValueError(f"the loop ran {MAX_ITERATIONS} iterations without its condition ending it")
+            raise OpError(f"the loop ran {MAX_ITERATIONS} iterations without its condition ending it")
         local = dict(body.constants)
         local[body.inputs[0]] = np.array(i, np.int64)
         local[body.inputs[1]] = np.array(going)
@@ -49,12 +40,14 @@ def run_loop(node, ins, scope, run_op):
                     local[name] = a
         outs = [values[o] for o in body.outputs]
         if cond is not None:  # without a condition input the body's condition is ignored (a for loop)
+            if np.size(outs[0]) != 1:
+                raise OpError(f"the body's condition must hold one value, not {np.size(outs[0])}")
             going = bool(np.asarray(outs[0]).reshape(()))
         carried = outs[1:1 + n]
         for k, a in enumerate(outs[1 + n:]):
             if k < len(scans):
                 if scans[k] and a.shape != scans[k][0].shape:
-                    raise ValueError(f"scan output {k} changes shape from {list(scans[k][0].shape)} "
+                    raise OpError(f"scan output {k} changes shape from {list(scans[k][0].shape)} "
                                      f"to {list(a.shape)} between iterations")
                 scans[k].append(a)
         i += 1

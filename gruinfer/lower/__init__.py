@@ -1,4 +1,6 @@
-"""lower: the time path of a graph read by meaning and lowered to a plan of C steps for streams."""
-from .lowering import MERGED, Lowering, Seq, State, lower
+"""lower: the time path of a graph read by meaning and lowered to a plan of typed C steps for streams."""
+from .lowering import lower
+from .steps import Fallback, GruSlot, Lowering, StateUse
+from .values import MERGED, Seq, State
 
-__all__ = ["MERGED", "Lowering", "Seq", "State", "lower"]
+__all__ = ["Fallback", "GruSlot", "Lowering", "MERGED", "Seq", "State", "StateUse", "lower"]

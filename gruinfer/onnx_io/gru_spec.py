@@ -1,66 +1,13 @@
-"""onnx_io/gru_spec.py: loading ONNX models and decoding GRU nodes into canonical weights and attributes."""
+"""onnx_io/gru_spec.py: GRU nodes decoded into canonical form: ONNX-layout float32 weights and checked attributes."""
 from dataclasses import dataclass
-import os
 
 import numpy as np
 
 from ..errors import InvalidModel
+from .activations import BY_LOWER_NAME
+from .proto import attrs
 
-# ONNX activation names (lower case) -> (C kind, uses alpha, uses beta, default alpha, default beta).
-# Defaults are onnxruntime's: its values apply when activation_alpha/beta run out.
-ACTIVATIONS = {
-    "sigmoid": (0, False, False, 0.0, 0.0),
-    "tanh": (1, False, False, 0.0, 0.0),
-    "relu": (2, False, False, 0.0, 0.0),
-    "hardsigmoid": (3, True, True, 0.2, 0.5),
-    "leakyrelu": (4, True, False, 0.01, 0.0),
-    "thresholdedrelu": (5, True, False, 0.0, 0.0),
-    "scaledtanh": (6, True, True, 0.0, 0.0),
-    "affine": (7, True, True, 0.0, 0.0),
-    "elu": (8, True, False, 1.0, 0.0),
-    "softsign": (9, False, False, 0.0, 0.0),
-    "softplus": (10, False, False, 0.0, 0.0),
-}
 DIRECTIONS = {"forward": 0, "foward": 0, "reverse": 1, "bidirectional": 2}
-
-
-def load_model(model):
-    """An onnx.ModelProto from a path (external data followed), bytes, or a ModelProto."""
-    import onnx
-
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        try:
-            return onnx.load_model_from_string(bytes(model))
-        except Exception as e:  # protobuf raises its own DecodeError
-            raise InvalidModel(f"bytes are not a valid ONNX model: {e}") from None
-    if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no ONNX model at {path!r}")
-        try:
-            return onnx.load(path)
-        except Exception as e:
-            raise InvalidModel(f"{path!r} is not a loadable ONNX model: {e}") from None
-    raise TypeError(
-        f"model must be a path, bytes or onnx.ModelProto, not {type(model).__name__}")
-
-
-def opset_version(model):
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return imp.version
-    return 1
-
-
-def tensor_to_array(tensor, where):
-    from onnx import numpy_helper
-
-    try:
-        return numpy_helper.to_array(tensor)
-    except Exception as e:
-        raise InvalidModel(f"{where}: cannot read tensor {tensor.name!r}: {e}") from None
 
 
 @dataclass
@@ -84,12 +31,6 @@ class GruSpec:
         return 2 if self.direction == 2 else 1
 
 
-def _attrs(node):
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
 def decode_activations(where, names, alphas, betas, D):
     """[(kind, alpha, beta)] for f and g of each direction, consuming alpha/beta as onnxruntime does."""
     if names is None:
@@ -102,17 +43,17 @@ def decode_activations(where, names, alphas, betas, D):
     alphas, betas = list(alphas or []), list(betas or [])
     out = []
     for n in names:
-        entry = ACTIVATIONS.get(n.lower())
-        if entry is None:
+        act = BY_LOWER_NAME.get(n.lower())
+        if act is None:
             raise InvalidModel(
                 f"{where}: unknown activation {n!r}; expected one of "
-                + ", ".join(sorted(ACTIVATIONS)))
-        kind, uses_a, uses_b, da, db = entry
-        a = alphas.pop(0) if uses_a and alphas else da
-        b = betas.pop(0) if uses_b and betas else db
-        if not (np.isfinite(a) and np.isfinite(b)):
+                + ", ".join(sorted(BY_LOWER_NAME)))
+        lists = {"alpha": alphas, "beta": betas}
+        values = [lists[p].pop(0) if lists[p] else d for p, d in zip(act.params, act.gru_defaults)]
+        if not all(np.isfinite(v) for v in values):
             raise InvalidModel(f"{where}: activation {n!r} has a non-finite alpha or beta")
-        out.append((kind, float(a) if uses_a else 0.0, float(b) if uses_b else 0.0))
+        values = [float(v) for v in values] + [0.0] * (2 - len(values))
+        out.append((act.kind, values[0], values[1]))
     return [out[2 * d] for d in range(D)], [out[2 * d + 1] for d in range(D)]
 
 
@@ -123,7 +64,7 @@ def _shape(a):
 def gru_spec(node, name, constants):
     """Decode a GRU node; W, R and B must be constants (initializers or Constant outputs)."""
     where = f"GRU node {name!r}"
-    at = _attrs(node)
+    at = attrs(node)
     ins = list(node.input) + [""] * (6 - len(node.input))
     if len(node.input) > 6 or len(node.output) > 2:
         raise InvalidModel(f"{where}: a GRU takes at most 6 inputs and gives at most 2 outputs")

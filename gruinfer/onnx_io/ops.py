@@ -1,5 +1,8 @@
-"""onnx_io/ops.py: NumPy implementations of the non-GRU ONNX ops gruinfer runs, with each op's opset-dependent attribute/input forms."""
+"""onnx_io/ops.py: what each non-GRU ONNX op gruinfer runs computes, in NumPy: the one definition, used to fold constants, to check proved cells and to run the slow path."""
 import numpy as np
+
+from . import forms
+from .activations import OP_ACTIVATIONS, apply_op
 
 
 # The most elements an op may create from sizes it is given (1 GiB of float32).
@@ -12,10 +15,6 @@ def _check_size(shape):
         raise ValueError(f"a tensor of shape {list(shape)} ({n} elements) is too large "
                          f"(at most {MAX_ELEMENTS})")
     return shape
-
-
-def _axes(value):
-    return None if value is None else [int(a) for a in np.asarray(value).reshape(-1)]
 
 
 def _float(fn):
@@ -42,14 +41,9 @@ def _div(a, b):
     return a / b
 
 
-def _sigmoid(x, at):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def _softmax_axis(x, at, opset):
     """(array viewed so softmax runs over `axis`, the axis, restore): opset < 13 flattens to 2-D."""
-    axis = at.get("axis", -1 if opset >= 13 else 1)
+    axis = forms.softmax_axis(at, opset)
     if not -x.ndim <= axis < max(x.ndim, 1):
         raise ValueError(f"axis {axis} is out of range for rank {x.ndim}")
     if opset >= 13:
@@ -78,11 +72,7 @@ def _gemm(ins, at, opset):
 
 def _clip(ins, at, opset):
     x = ins[0]
-    if opset < 11:
-        lo, hi = at.get("min"), at.get("max")
-    else:
-        lo = ins[1] if len(ins) > 1 and ins[1] is not None else None
-        hi = ins[2] if len(ins) > 2 and ins[2] is not None else None
+    lo, hi = forms.clip_bounds(at, ins, opset)
     if lo is not None:
         x = np.maximum(x, np.asarray(lo, x.dtype))
     if hi is not None:
@@ -119,7 +109,7 @@ def _reshape(ins, at, opset):
 
 def _squeeze(ins, at, opset):
     x = ins[0]
-    axes = _axes(at.get("axes")) if opset < 13 else _axes(ins[1] if len(ins) > 1 else None)
+    axes = forms.list_arg("Squeeze", at, ins, opset)
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
     axes = [a % x.ndim for a in axes]
@@ -131,22 +121,20 @@ def _squeeze(ins, at, opset):
 
 def _unsqueeze(ins, at, opset):
     x = ins[0]
-    axes = _axes(at.get("axes")) if opset < 13 else _axes(ins[1])
+    axes = forms.list_arg("Unsqueeze", at, ins, opset)
+    if axes is None:
+        raise ValueError("Unsqueeze needs its axes")
     rank = x.ndim + len(axes)
     return [np.expand_dims(x, tuple(sorted(a % rank for a in axes)))]
 
 
 def _slice(ins, at, opset):
     x = ins[0]
-    if opset < 10:
-        starts, ends, axes, steps = at["starts"], at["ends"], at.get("axes"), None
-    else:
-        pad = list(ins) + [None] * (5 - len(ins))
-        starts, ends, axes, steps = _axes(pad[1]), _axes(pad[2]), _axes(pad[3]), _axes(pad[4])
-    axes = list(range(len(starts))) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
+    args = forms.slice_args(at, ins, opset)
+    if args is forms.UNKNOWN:
+        raise ValueError("starts, ends, axes and steps must be given, of one length")
     index = [slice(None)] * x.ndim
-    for s, e, a, st in zip(starts, ends, axes, steps):
+    for s, e, a, st in zip(*args):
         if st == 0:
             raise ValueError("Slice steps must be nonzero")
         # Python slicing clamps out-of-range bounds exactly as the ONNX spec does.
@@ -160,7 +148,7 @@ def _concat(ins, at, opset):
 
 def _split(ins, at, opset):
     x, axis = ins[0], at.get("axis", 0)
-    split = _axes(at.get("split")) if opset < 13 else _axes(ins[1] if len(ins) > 1 else None)
+    split = forms.list_arg("Split", at, ins, opset)
     if split is None:
         n = at["num_outputs"]  # graph.py sets it to the node's output count when absent
         size = -(-x.shape[axis] // n)
@@ -241,12 +229,11 @@ def _reverse_sequence(ins, at, opset):
     return [out]
 
 
-def _reduce(fn, axes_input_from=18):
-    """A Reduce* op: axes an attribute before opset `axes_input_from`, then the second input."""
+def _reduce(name, fn):
+    """A Reduce* op (its axes: forms.list_arg)."""
     def op(ins, at, opset):
         x = ins[0]
-        axes = _axes(at.get("axes")) if opset < axes_input_from else \
-            _axes(ins[1] if len(ins) > 1 else None)
+        axes = forms.list_arg(name, at, ins, opset)
         if not axes and at.get("noop_with_empty_axes", 0):
             return [x]
         axes = tuple(range(x.ndim)) if not axes else tuple(a % max(x.ndim, 1) for a in axes)
@@ -355,9 +342,9 @@ def _pad(ins, at, opset):
     if opset < 11:
         pads, value, axes = at["pads"], at.get("value", 0.0), None
     else:
-        pads = _axes(ins[1])
+        pads = forms.ints(ins[1])
         value = np.asarray(ins[2]).reshape(()) if len(ins) > 2 and ins[2] is not None else 0
-        axes = _axes(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+        axes = forms.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
     axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in axes]
     if len(pads) != 2 * len(axes):
         raise ValueError(f"pads has {len(pads)} entries, expected {2 * len(axes)}")
@@ -481,12 +468,6 @@ OPS = {
     "Sub": _binary(np.subtract),
     "Mul": _binary(np.multiply),
     "Div": _binary(_div),
-    "Relu": _float(lambda x, at: np.maximum(x, 0)),
-    "Tanh": _float(lambda x, at: np.tanh(x)),
-    "Sigmoid": _float(_sigmoid),
-    "LeakyRelu": _float(lambda x, at: np.where(x >= 0, x, at.get("alpha", 0.01) * x)),
-    "Elu": _float(lambda x, at: np.where(x >= 0, x, at.get("alpha", 1.0) * np.expm1(x))),
-    "HardSigmoid": _float(lambda x, at: np.clip(at.get("alpha", 0.2) * x + at.get("beta", 0.5), 0, 1)),
     "Softmax": _softmax,
     "LogSoftmax": lambda ins, at, opset: _softmax(ins, at, opset, log=True),
     "Clip": _clip,
@@ -508,7 +489,7 @@ OPS = {
     "ReverseSequence": _reverse_sequence,  # Keras go_backwards / Bidirectional
     "Range": _range,
     # beyond issue 5's list: what exporters decompose LayerNormalization into before opset 17
-    "ReduceMean": _reduce(lambda x, a, k: x.mean(axis=a, keepdims=k)),
+    "ReduceMean": _reduce("ReduceMean", lambda x, a, k: x.mean(axis=a, keepdims=k)),
     "Pow": lambda ins, at, opset: [np.power(ins[0], ins[1]).astype(ins[0].dtype)],
     "Sqrt": _float(lambda x, at: np.sqrt(x)),
     "Neg": lambda ins, at, opset: [np.negative(ins[0])],
@@ -523,10 +504,7 @@ OPS = {
     "Reciprocal": _float(lambda x, at: 1 / x),
     "Erf": _float(lambda x, at: _erf(x)),
     "Gelu": _float(_gelu),
-    "Softplus": _float(lambda x, at: np.logaddexp(0, x)),
-    "Softsign": _float(lambda x, at: x / (1 + np.abs(x))),
     "Selu": _float(_selu),
-    "ThresholdedRelu": _float(lambda x, at: np.where(x > at.get("alpha", 1.0), x, 0)),
     "HardSwish": _float(lambda x, at: x * np.clip(x / 6 + 0.5, 0, 1)),
     "Mish": _float(lambda x, at: x * np.tanh(np.logaddexp(0, x))),
     "Celu": _float(lambda x, at: np.maximum(x, 0) + np.minimum(
@@ -552,12 +530,12 @@ OPS = {
     "Or": _logical(np.logical_or),
     "Xor": _logical(np.logical_xor),
     "Where": _where,
-    "ReduceSum": _reduce(lambda x, a, k: x.sum(axis=a, keepdims=k), axes_input_from=13),
-    "ReduceMax": _reduce(lambda x, a, k: x.max(axis=a, keepdims=k)),
-    "ReduceMin": _reduce(lambda x, a, k: x.min(axis=a, keepdims=k)),
-    "ReduceProd": _reduce(lambda x, a, k: x.prod(axis=a, keepdims=k)),
-    "ReduceSumSquare": _reduce(lambda x, a, k: (x * x).sum(axis=a, keepdims=k)),
-    "ReduceL2": _reduce(lambda x, a, k: np.sqrt((x * x).sum(axis=a, keepdims=k))),
+    "ReduceSum": _reduce("ReduceSum", lambda x, a, k: x.sum(axis=a, keepdims=k)),
+    "ReduceMax": _reduce("ReduceMax", lambda x, a, k: x.max(axis=a, keepdims=k)),
+    "ReduceMin": _reduce("ReduceMin", lambda x, a, k: x.min(axis=a, keepdims=k)),
+    "ReduceProd": _reduce("ReduceProd", lambda x, a, k: x.prod(axis=a, keepdims=k)),
+    "ReduceSumSquare": _reduce("ReduceSumSquare", lambda x, a, k: (x * x).sum(axis=a, keepdims=k)),
+    "ReduceL2": _reduce("ReduceL2", lambda x, a, k: np.sqrt((x * x).sum(axis=a, keepdims=k))),
     "ArgMax": _arg(np.argmax),
     "ArgMin": _arg(np.argmin),
     "GlobalAveragePool": _global_average_pool,
@@ -566,3 +544,27 @@ OPS = {
     "CumSum": _cumsum,
     "Pad": _pad,
 }
+# The activation ops, from the one activation table.
+OPS.update({name: (lambda act: lambda ins, at, opset: [apply_op(act, ins[0], at)])(act)
+            for name, act in OP_ACTIVATIONS.items()})
+
+
+class OpError(Exception):
+    """An op refused its inputs (a shape, dtype, value or attribute it cannot take); the
+    message says why, the caller names the node."""
+
+
+def apply(op, ins, at, opset):
+    """The outputs of ONNX op `op` (a key of OPS) on inputs ins (None for an omitted optional
+    input) with decoded attributes at: a list of arrays, or OpError."""
+    ins = list(ins)
+    while ins and ins[-1] is None:
+        ins.pop()
+    try:
+        return [None if v is None else np.asarray(v) for v in OPS[op](ins, at, opset)]
+    except KeyError as e:
+        raise OpError(f"missing attribute {e}") from None
+    except AttributeError:  # an optional input left empty where the op needs it
+        raise OpError("a required input is missing") from None
+    except (ValueError, IndexError, TypeError, ArithmeticError) as e:
+        raise OpError(str(e)) from None

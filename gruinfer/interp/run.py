@@ -1,0 +1,139 @@
+"""interp/run.py: the one interpreter: a graph run node by node (NumPy ops, Loops iteration by iteration, GRU nodes in C), GRU states carried in and out for the Python-path stream."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from ..errors import InvalidArgument
+from ..feeds import coerce_float, coerce_int32
+from ..graph import node_failed
+from ..onnx_io.gru_spec import gru_spec
+from ..onnx_io.ops import OpError, apply
+from .loop import run_loop
+
+
+def build_layer(spec, kernel, threads=1):
+    """The packed C layer of a GruSpec; whole-sequence runs of layers with hidden_size >= 512
+    share each step among `threads` threads."""
+    return _core.Gru(spec.input_size, spec.hidden_size, spec.direction, spec.linear_before_reset,
+                     spec.clip, spec.f, spec.g, spec.W, spec.R, spec.B, kernel, spec.name, threads)
+
+
+def build_layers(graph, kernel, threads=1):
+    """{GRU node name: its packed C layer}, built once per session and shared by its runs and
+    streams."""
+    return {n.name: build_layer(n.spec, kernel, threads) for n in graph.nodes if n.op == "GRU"}
+
+
+@dataclass
+class GruState:
+    """A GRU's carried state over a batch: h [N, H]; fresh [N] marks rows that start from the
+    graph's own initial_h instead (slots reset, or never run)."""
+    h: np.ndarray
+    fresh: np.ndarray
+
+
+class Interpreter:
+    """Runs a graph node by node with its session's layers and options."""
+
+    def __init__(self, graph, layers, kernel, threads, check_finite):
+        self.graph, self.layers = graph, layers
+        self.kernel, self.threads, self.check_finite = kernel, threads, check_finite
+        self._const_ids = {id(a) for a in graph.constants.values()}
+
+    def execute(self, feeds, states=None, reshapes=None):
+        """Every graph value for these feeds.  states: {GRU node name: GruState} to start GRUs
+        from, replaced by their final states.  reshapes: {Reshape node: (input axes, output
+        axes)} with "T"/"N" for time and batch (from lowering): such a Reshape follows the actual
+        time and batch sizes, not the ones baked in at export."""
+        values = dict(self.graph.constants)
+        values.update(feeds)
+        for node in self.graph.nodes:
+            if node.op == "GRU":
+                self._run_gru(node, values, feeds, states)
+            else:
+                for value, a in zip(node.proto.output, self.run_node(node, values, reshapes)):
+                    if value:
+                        values[value] = a
+        return values
+
+    def results(self, names, values, feeds):
+        """Every result is its own array: never a feed, a constant, a view or another result."""
+        out, given = [], {id(a) for a in feeds.values()} | self._const_ids
+        for n in names:
+            a = values[n]
+            out.append(a.copy() if id(a) in given or not a.flags.owndata else a)
+            given.add(id(a))
+        return out
+
+    def run_node(self, node, values, reshapes=None):
+        """Outputs of a non-GRU node given the values so far; errors name the node."""
+        ins = [values[v] if v else None for v in node.proto.input]
+        if reshapes and node.name in reshapes:
+            src, dst = reshapes[node.name]
+            size = {a: ins[0].shape[i] for i, a in enumerate(src) if a in ("T", "N")}
+            return [ins[0].reshape([size.get(a, a) for a in dst])]
+        try:
+            if node.op == "Loop":
+                return run_loop(node.body, ins, values, lambda b, v: self.run_node(b, v, reshapes))
+            return apply(node.op, ins, node.attrs, self.graph.opset)
+        except OpError as e:
+            raise node_failed(node, ins, e, load=False) from None
+        except InvalidArgument as e:  # a node in the Loop's body: named inside the Loop's
+            raise node_failed(node, ins, e, load=False) from None
+
+    def _run_gru(self, node, values, feeds, states=None):
+        spec, ins, layer = node.spec, list(node.proto.input) + [""] * 6, self.layers[node.name]
+        where = f"GRU node {node.name!r}"
+        over = self.graph.feeds_of
+        if any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
+            # A weight initializer overridden by a feed: pack a layer for this call only.
+            spec = gru_spec(node.proto, node.name, values)
+            layer = build_layer(spec, self.kernel, self.threads)
+        D, H, I = spec.num_directions, spec.hidden_size, spec.input_size
+        x_shape = ["batch_size", "seq_length", I] if spec.layout else ["seq_length", "batch_size", I]
+        X = coerce_float(values[ins[0]], f"{where}: input X ({ins[0]!r})")
+        if X.ndim != 3 or X.shape[2] != I or X.shape[0] == 0 or X.shape[1] == 0:
+            raise InvalidArgument(
+                f"{where}: input X ({ins[0]!r}) must have shape [{', '.join(map(str, x_shape))}] "
+                f"with nonzero sizes, got {list(X.shape)}")
+        T, N = (X.shape[1], X.shape[0]) if spec.layout else X.shape[:2]
+        lens = None
+        if ins[4]:
+            lens = coerce_int32(values[ins[4]], f"{where}: input sequence_lens ({ins[4]!r})", [N])
+            if lens.size and (lens.min() < 0 or lens.max() > T):
+                raise InvalidArgument(
+                    f"{where}: sequence_lens values must lie in [0, seq_length={T}], "
+                    f"got min {lens.min()} and max {lens.max()}")
+        h0 = None
+        if ins[5]:
+            h0 = coerce_float(values[ins[5]], f"{where}: input initial_h ({ins[5]!r})",
+                              [N, D, H] if spec.layout else [D, N, H])
+        outs = list(node.proto.output) + ["", ""]
+        if states is not None and node.name in states:
+            h0 = _inject(h0, states[node.name], spec.layout, N, H, where)
+        try:
+            Y, Yh = layer.run(X, spec.layout, lens, h0, bool(outs[0]),
+                              bool(outs[1]) or states is not None, self.check_finite, node.name)
+        except InvalidArgument as e:
+            if e.status == "nonfinite":
+                raise InvalidArgument(f"{where}: input X or initial_h holds NaN or Inf "
+                                      "(check_finite=False lets them through)") from None
+            raise
+        if outs[0]:
+            values[outs[0]] = Y
+        if outs[1]:
+            values[outs[1]] = Yh
+        if states is not None:
+            states[node.name] = GruState(np.ascontiguousarray(Yh.reshape(N, H)), np.zeros(N, bool))
+
+
+def _inject(h0, state, layout, N, H, where):
+    """initial_h for a chunk: the carried state, or the graph's own initial_h (zeros if none) on
+    fresh rows."""
+    if state.h.shape != (N, H):
+        raise InvalidArgument(f"{where}: the stream holds states for batch {state.h.shape[0]}, "
+                              f"the chunk has batch {N}")
+    base = np.zeros((N, H), np.float32) if h0 is None else (h0[:, 0] if layout else h0[0])
+    h = np.where(state.fresh[:, None], base, state.h).astype(np.float32)
+    return np.ascontiguousarray(h.reshape((N, 1, H) if layout else (1, N, H)))

@@ -1,0 +1,230 @@
+"""lower/steps.py: the typed plan steps (one frozen dataclass per C step kind, copied 1:1 into a gruinfer_step) and the records a lowering is made of."""
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+from .. import _core
+from ..errors import InvalidModel
+
+# gruinfer_binary_op in src_c/gru.h, in its order: "rsub" is b - a, "rdiv" b / a.
+BINARY_OPS = ("add", "sub", "mul", "div", "rsub", "rdiv")
+
+
+class CStep(NamedTuple):
+    """A step as _core.Plan copies it into a gruinfer_step (see src_c/gru.h for what each kind
+    reads): kind (its C name), the input buffers (0: the plan input, k: step k-1's output;
+    input2 -1: none), the GRU layer, the kind's ints, floats and tables (float32 arrays), and
+    rule: what sizes the tables need, for the error when C refuses them."""
+    kind: str
+    input: int
+    input2: int = -1
+    layer: object = None
+    ints: tuple = ()
+    floats: tuple = ()
+    tables: tuple = ()
+    rule: str = ""
+
+
+def _table(a, what):
+    if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32
+                              and a.flags.c_contiguous):
+        raise TypeError(f"{what} must be a C-contiguous float32 array")
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class GruStep:
+    """A forward GRU layer (a _core.Gru) over the frames of buffer `input`: out [H], stateful."""
+    input: int
+    layer: object
+    kind: ClassVar[str] = "gru"
+
+    def c_step(self):
+        return CStep(self.kind, self.input, layer=self.layer)
+
+
+@dataclass(frozen=True, eq=False)
+class DenseStep:
+    """out = in . weight^T + bias: weight [out, in], bias [out] or None."""
+    input: int
+    weight: np.ndarray
+    bias: object = None
+    kind: ClassVar[str] = "dense"
+
+    def c_step(self):
+        w, b = _table(self.weight, "dense weights"), _table(self.bias, "a dense bias")
+        return CStep(self.kind, self.input, ints=(w.shape[0],), tables=(w, b),
+                     rule="weights [out, input width], bias [out]")
+
+
+@dataclass(frozen=True, eq=False)
+class ActStep:
+    """out = act(in) element-wise: kind a gruinfer_act_kind (onnx_io.activations), alpha, beta."""
+    input: int
+    act: int
+    alpha: float = 0.0
+    beta: float = 0.0
+    kind: ClassVar[str] = "act"
+
+    def c_step(self):
+        return CStep(self.kind, self.input, ints=(self.act,), floats=(self.alpha, self.beta))
+
+
+@dataclass(frozen=True, eq=False)
+class SoftmaxStep:
+    """Softmax (LogSoftmax when log) over the feature row, max subtracted."""
+    input: int
+    log: bool = False
+
+    @property
+    def kind(self):
+        return "logsoftmax" if self.log else "softmax"
+
+    def c_step(self):
+        return CStep(self.kind, self.input)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNormStep:
+    """LayerNormalization over the feature row: scale [w], bias [w] or None, eps."""
+    input: int
+    scale: np.ndarray
+    bias: object
+    eps: float
+    kind: ClassVar[str] = "layernorm"
+
+    def c_step(self):
+        if self.scale is None:
+            raise TypeError("layernorm scale must be a float32 array")
+        return CStep(self.kind, self.input, floats=(self.eps,),
+                     tables=(_table(self.scale, "layernorm scale"), _table(self.bias, "layernorm bias")),
+                     rule="scale and bias need the input width's values")
+
+
+@dataclass(frozen=True, eq=False)
+class BinaryStep:
+    """out = in op other element-wise: op one of BINARY_OPS; other a buffer (as input) of the same
+    width, or a constant [w]."""
+    input: int
+    op: str
+    other: object
+    kind: ClassVar[str] = "binary"
+
+    def c_step(self):
+        if self.op not in BINARY_OPS:
+            raise ValueError(f"unknown binary op {self.op!r}")
+        if isinstance(self.other, (int, np.integer)):
+            if self.other < 0:
+                raise InvalidModel(f"plan step (binary): second operand {self.other} is not a buffer")
+            return CStep(self.kind, self.input, int(self.other), ints=(BINARY_OPS.index(self.op),))
+        if self.other is None:
+            raise TypeError("binary needs a second buffer index or a constant")
+        return CStep(self.kind, self.input, ints=(BINARY_OPS.index(self.op),),
+                     tables=(_table(self.other, "binary constant"),),
+                     rule="the constant needs the input width's values")
+
+
+@dataclass(frozen=True, eq=False)
+class ClipStep:
+    """out = min(max(in, lo), hi); lo, hi may be -/+inf."""
+    input: int
+    lo: float
+    hi: float
+    kind: ClassVar[str] = "clip"
+
+    def c_step(self):
+        return CStep(self.kind, self.input, floats=(self.lo, self.hi))
+
+
+@dataclass(frozen=True, eq=False)
+class EmbedStep:
+    """Rows of table [V, D] looked up by the token ids of the plan input (buffer 0)."""
+    table: np.ndarray
+    input: int = 0
+    kind: ClassVar[str] = "embed"
+
+    def c_step(self):
+        t = self.table
+        if not (isinstance(t, np.ndarray) and t.ndim == 2):
+            raise TypeError("an embedding table must be a C-contiguous float32 [V, D] array")
+        return CStep(self.kind, self.input, ints=t.shape, tables=(_table(t, "an embedding table"),),
+                     rule="the table holds [V, D] values")
+
+
+def build_plan(input_width, steps, kernel):
+    """The C plan of typed steps (C checks every size)."""
+    return _core.Plan(input_width, [_legacy(s) for s in steps], kernel)
+
+
+def _legacy(s):  # interim, until _core.Plan copies CSteps
+    if isinstance(s, GruStep):
+        return ("gru", s.input, s.layer)
+    if isinstance(s, DenseStep):
+        return ("dense", s.input, s.weight, s.bias)
+    if isinstance(s, ActStep):
+        return ("act", s.input, (s.act, s.alpha, s.beta))
+    if isinstance(s, LayerNormStep):
+        return ("layernorm", s.input, s.scale, s.bias, s.eps)
+    if isinstance(s, BinaryStep):
+        return ("binary", s.input, s.op, s.other)
+    if isinstance(s, ClipStep):
+        return ("clip", s.input, s.lo, s.hi)
+    if isinstance(s, EmbedStep):
+        return ("embed", 0, s.table)
+    return (s.kind, s.input)
+
+
+# ----------------------------------------------------------------------------- the lowering
+
+class Fallback(NamedTuple):
+    """A part of the model on a slower path, and why: node (None for the graph as a whole), op."""
+    node: object
+    op: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GruSlot:
+    """A GRU node in the plan: the index of its step, its node name, hidden size and layout."""
+    step: int
+    name: str
+    hidden: int
+    layout: int
+
+
+@dataclass(frozen=True)
+class StateUse:
+    """A graph input that sets the initial state of GRU number gru (an index into
+    Lowering.grus): row `row` of its axis 0 (axis 1 when layout), or the whole input when row is
+    None (an [N, H] input the graph unsqueezes)."""
+    gru: int
+    row: object
+    layout: int
+
+
+@dataclass
+class Lowering:
+    """What lowering found: fully in C (plan set) or on the declared Python path (not_lowered)."""
+    time_input: str
+    in_axes: tuple                   # axes of the time input ("T", "N", sizes)
+    outputs: dict = field(default_factory=dict)        # graph output -> values.Seq, State, ... or Constant
+    grus: list = field(default_factory=list)           # GruSlot per GRU node, in plan order
+    steps: list = field(default_factory=list)          # typed steps of the C plan, in order
+    not_lowered: list = field(default_factory=list)    # Fallback for every node the C plan lacks
+    state_inputs: dict = field(default_factory=dict)   # graph input -> [StateUse]
+    lens_inputs: set = field(default_factory=set)
+    initial: dict = field(default_factory=dict)        # GRU index -> constant initial_h [1 or N, H]
+    reshapes: dict = field(default_factory=dict)       # Reshape node -> (input axes, output axes)
+    in_ids: bool = False             # the time input holds token ids (fed to C as float32)
+    batch: object = None             # the only batch size the plan follows (a Reshape read it), or None
+    plan: object = None
+
+    @property
+    def lowered(self):
+        return not self.not_lowered
+
+    def frames(self, x):
+        """Frames in a chunk x of the time input: its time axis, or 1 when the input is one frame
+        (a single-step cell model: the graph adds the time axis itself)."""
+        return x.shape[self.in_axes.index("T")] if "T" in self.in_axes else 1

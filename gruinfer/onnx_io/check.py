@@ -1,0 +1,76 @@
+"""onnx_io/check.py: structure checks run before anything reads a graph: nodes in an order where every input is defined first, and every node's input and output counts fit its ONNX schema, in Loop bodies too."""
+import functools
+
+from ..errors import InvalidModel
+
+
+def check_model(model, opset):
+    """The model's graph is in order (every value defined once, before it is read: no cycles)
+    and every node fits its schema."""
+    g = model.graph
+    known = {t.name for t in g.initializer} | {v.name for v in g.input}
+    for i, p in enumerate(g.node):
+        name = p.name or f"{p.op_type}_{i}"
+        for value in p.output:
+            if value in known:
+                raise InvalidModel(f"node {name!r} ({p.op_type}): output {value!r} is already defined "
+                                   "(by a graph input, an initializer or an earlier node)")
+        for value in p.input:
+            if value and value not in known:
+                raise InvalidModel(f"node {name!r} ({p.op_type}): input {value!r} is not a graph "
+                                   "input, an initializer or the output of an earlier node")
+        known.update(v for v in p.output if v)
+    check_structure(g, opset)
+
+
+def check_structure(g, opset, parent=None):
+    """Before anything reads the graph (the lifts run onnx's shape inference, which aborts the
+    process on some malformed nodes, e.g. a Split with fewer num_outputs than outputs): every
+    node's input and output counts fit its ONNX schema, a Split's num_outputs its outputs, in
+    Loop bodies too.  gru_spec checks GRU nodes itself."""
+    from onnx import AttributeProto, helper
+
+    for i, p in enumerate(g.node):
+        name = p.name or (f"{parent}/{p.op_type}_{i}" if parent else f"{p.op_type}_{i}")
+        if p.domain in ("", "ai.onnx") and p.op_type != "GRU":
+            _check_arity(p, name, opset)
+        for a in p.attribute:
+            if p.op_type == "Split" and a.name == "num_outputs" and a.i != len(p.output):
+                raise InvalidModel(f"node {name!r} (Split): num_outputs={a.i} but it has "
+                                   f"{len(p.output)} outputs")
+            if a.type == AttributeProto.GRAPH:
+                check_structure(a.g, opset, p.name or f"{p.op_type}_{i}")
+            elif a.type == AttributeProto.GRAPHS:
+                for sub in helper.get_attribute_value(a):
+                    check_structure(sub, opset, p.name or f"{p.op_type}_{i}")
+
+
+def _check_arity(p, name, opset):
+    """The node's input and output counts fit its ONNX schema at this opset."""
+    why = arity_error(p, opset)
+    if why:
+        raise InvalidModel(f"node {name!r} ({p.op_type}): {why}")
+
+
+def arity_error(p, opset):
+    """Why a default-domain node's input or output count does not fit its ONNX schema at this
+    opset, or None (also for an op without a schema: the op's own checks remain)."""
+    counts = _counts(p.op_type, opset)
+    if counts is None:
+        return None
+    lo_in, hi_in, lo_out, hi_out = counts
+    if lo_in <= len(p.input) <= hi_in and lo_out <= len(p.output) <= hi_out:
+        return None
+    return (f"{len(p.input)} inputs and {len(p.output)} outputs; opset {opset} allows "
+            f"{lo_in}..{hi_in} inputs and {lo_out}..{hi_out} outputs")
+
+
+@functools.lru_cache(maxsize=None)
+def _counts(op, opset):
+    from onnx import defs
+
+    try:
+        s = defs.get_schema(op, opset, "")
+    except defs.SchemaError:  # an unknown op, or none this early
+        return None
+    return s.min_input, s.max_input, s.min_output, s.max_output
