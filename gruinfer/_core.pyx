@@ -361,9 +361,9 @@ cdef class StreamCore:
         free(self.o_sn)
 
     def _coerce_frame(self, x):
-        """Slow path of step(): convert a frame to float32 C-contiguous or say what is wrong."""
-        from .feeds import coerce_float
-        return coerce_float(x, "step input", self.frame_in_shape)
+        """Slow path of step(): a subclass converts the frame to float32 C-contiguous or says
+        what is wrong (the Python layer owns the messages)."""
+        raise TypeError("a StreamCore subclass must convert frames (_coerce_frame)")
 
     cdef object _id_frame(self, x):
         """An int64/int32 frame of token ids as float32 (clamped to +-2^25, still out of any

@@ -11,7 +11,6 @@ from .interp import Interpreter, build_layers
 from .lower import Fallback, lower
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
-from .rewrite import rewrite
 from .stream import PyStream, Stream
 
 
@@ -39,6 +38,8 @@ class InferenceSession:
         _check_kernel(kernel)
         proto = load_model(model)
         check_model(proto, opset_version(proto))
+        from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
+
         proto, notes = rewrite(proto)
         self._graph = build_graph(proto, notes)
         self._kernel = kernel
