@@ -106,7 +106,9 @@ class InferenceSession:
           "lowered" (every op in the C plan), "steps" (C plan step kinds);
           "not_lowered": Fallback records (node, op, reason) for what streams on the Python path;
           "fallbacks": every slower path this model takes, as Fallback records: Loops that run
-          iteration by iteration, then the not_lowered ops;
+          iteration by iteration, whole-sequence runs that go through the interpreter (op
+          "run"), then the not_lowered ops (feeds of sequence_lens or of an overridden weight
+          also send a whole run to the interpreter, call by call);
           "loops", "cells": what became of each Loop and of the GRU cells written as plain ops
           (lifted into GRU nodes at load, or why not), as text;
           "time_input", "input_axes": the input streams take frames of and its axes ("T" time,
@@ -120,11 +122,16 @@ class InferenceSession:
                 "cells": [str(n) for n in notes if n.kind == "cells"],
                 "gru_nodes": [n.name for n in self._graph.nodes if n.op == "GRU"]}
         if isinstance(low, Exception):
+            run = Fallback(None, "run", f"whole-sequence runs go node by node through the "
+                           f"interpreter (GRUs in C): the model cannot stream ({low})")
             return dict(info, streamable=False, lowered=False, steps=[], not_lowered=[],
-                        fallbacks=slow, reason=str(low), time_input=None, input_axes=None)
+                        fallbacks=slow + [run], reason=str(low), time_input=None, input_axes=None)
+        run = [] if low.lowered else [Fallback(
+            None, "run", "whole-sequence runs go node by node through the interpreter (GRUs in "
+            "C): the C plan lacks the not_lowered ops")]
         return dict(info, streamable=True, lowered=low.lowered,
                     steps=[s.kind for s in low.steps] if low.lowered else [],
-                    not_lowered=list(low.not_lowered), fallbacks=slow + list(low.not_lowered),
+                    not_lowered=list(low.not_lowered), fallbacks=slow + run + list(low.not_lowered),
                     reason=None, time_input=low.time_input, input_axes=low.in_axes)
 
     def stream(self, batch_size=1):

@@ -1,4 +1,6 @@
 """stream.py: stateful streams of a lowered graph: Stream runs the C plan, PyStream the declared slower path through the interpreter."""
+from typing import NamedTuple
+
 import numpy as np
 
 from . import _core
@@ -6,6 +8,14 @@ from .errors import InvalidArgument
 from .feeds import check_output_names, coerce_feeds, coerce_float
 from .interp import GruState
 from .lower import MERGED, Seq, State
+
+
+class ChunkOut(NamedTuple):
+    """Where a chunk's run writes one step's output: frame (t, n) of it at array element
+    t * t_stride + n * n_stride (strides in floats)."""
+    array: np.ndarray
+    t_stride: int
+    n_stride: int
 
 
 def _frame_shape(axes, n):
@@ -206,7 +216,7 @@ class Stream(_StreamBase, _core.StreamCore):
             # a final-state value: every frame writes the same place, the chunk's last one stays
             st = 0 if a.last or "T" not in axes else arr.strides[axes.index("T")] // 4
             arrays[a.buf] = (arr, axes)
-            outs[a.buf - 1] = (arr, st, arr.strides[axes.index("N")] // 4)
+            outs[a.buf - 1] = ChunkOut(arr, st, arr.strides[axes.index("N")] // 4)
         saved = {i: self._get(i) for i in new_states}
         try:
             for i, h in new_states.items():

@@ -72,28 +72,31 @@ def _src_key(src):
 @dataclass(frozen=True, eq=False)
 class Leaf:
     """A width-K row value: a linear map src @ M (kind "lin": src "x", "h" or a unit monomial
-    Poly), or an activation (kind "act": op, its params, of the Poly arg)."""
+    Poly), or an activation (kind "act": op with its params, of the Poly arg)."""
     kind: str
-    a: object
-    b: object
     key: tuple
+    src: object = None
+    M: np.ndarray = None
+    op: str = None
+    params: tuple = ()
+    arg: object = None
 
     @staticmethod
     def lin(src, M):
-        return Leaf("lin", src, M, ("L", _src_key(src), digest(M)))
+        return Leaf("lin", ("L", _src_key(src), digest(M)), src=src, M=M)
 
     @staticmethod
     def act(op, params, arg):
-        return Leaf("act", (op, params), arg, ("A", op, params, arg.key))
+        return Leaf("act", ("A", op, params, arg.key), op=op, params=params, arg=arg)
 
     @property
     def width(self):
-        return self.b.shape[1] if self.kind == "lin" else self.b.width
+        return self.M.shape[1] if self.kind == "lin" else self.arg.width
 
     def cols(self, idx):
         if self.kind == "lin":
-            return Leaf.lin(self.a, self.b[:, idx])
-        return Leaf.act(self.a[0], self.a[1], self.b.cols(idx))
+            return Leaf.lin(self.src, self.M[:, idx])
+        return Leaf.act(self.op, self.params, self.arg.cols(idx))
 
 
 class _Term:
@@ -253,7 +256,7 @@ def _mono(leaves, coef):
     if not leaves:
         return Const(coef)
     if len(leaves) == 1 and leaves[0].kind == "lin":
-        return Lin(leaves[0].a, leaves[0].b * coef[None, :])
+        return Lin(leaves[0].src, leaves[0].M * coef[None, :])
     return Mono(tuple(leaves), coef)
 
 
@@ -276,10 +279,10 @@ def clip(a, lo, hi, where):
     terms = list(a.terms.values())
     if len(terms) == 1 and isinstance(terms[0], Mono) and len(terms[0].leaves) == 1 and ones(terms[0].coef):
         leaf = terms[0].leaves[0]
-        if leaf.kind == "act" and leaf.a[0] == "Clip":
-            lo0, hi0 = leaf.a[1]
+        if leaf.kind == "act" and leaf.op == "Clip":
+            lo0, hi0 = leaf.params
             lo, hi = max(lo, lo0), min(hi, hi0)
             if lo > hi:
                 raise NotGru(f"{where}: nested clips with disjoint bounds")
-            return leaf.b.activation("Clip", (lo, hi))
+            return leaf.arg.activation("Clip", (lo, hi))
     return a.activation("Clip", (lo, hi))

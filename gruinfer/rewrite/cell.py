@@ -66,15 +66,14 @@ def gate(leaf):
     HardSigmoid(1/u, 0)(a) (tf_keras' clip_by_value(0.2 a + 0.5, 0, 1) is that with u = 1)."""
     if leaf.kind != "act":
         return None
-    op, params = leaf.a
-    act = OP_ACTIVATIONS.get(op)
+    act = OP_ACTIVATIONS.get(leaf.op)
     if act is not None:
-        values = list(params) + [None] * (2 - len(params))
-        return Gate(ActSpec(op, *values), leaf.b)
-    if op == "Clip":
-        lo, hi = params
+        values = list(leaf.params) + [None] * (2 - len(leaf.params))
+        return Gate(ActSpec(leaf.op, *values), leaf.arg)
+    if leaf.op == "Clip":
+        lo, hi = leaf.params
         if lo == 0.0 and np.isfinite(hi) and hi > 0:
-            return Gate(ActSpec("HardSigmoid", 1.0 / hi, 0.0), leaf.b, 1.0 / hi)
+            return Gate(ActSpec("HardSigmoid", 1.0 / hi, 0.0), leaf.arg, 1.0 / hi)
     return None
 
 
@@ -121,11 +120,11 @@ def _reset_uses(A, hkey):
             r = next(leaf for leaf in sterm[0].leaves if leaf.key != hkey)
             uses.append(_ResetUse("before", r, t.M))
         elif isinstance(t, Mono) and len(t.leaves) == 2:  # r * (h @ Rh)
-            lins = [leaf for leaf in t.leaves if leaf.kind == "lin" and leaf.a == "h"]
+            lins = [leaf for leaf in t.leaves if leaf.kind == "lin" and leaf.src == "h"]
             if len(lins) != 1:
                 raise NotGru("the candidate holds a product that is not r*(h Rh)")
             other = next(leaf for leaf in t.leaves if leaf is not lins[0])
-            uses.append(_ResetUse("after", other, lins[0].b * t.coef[None, :]))
+            uses.append(_ResetUse("after", other, lins[0].M * t.coef[None, :]))
         elif isinstance(t, Mono) and len(t.leaves) == 1:  # r * rbh
             uses.append(_ResetUse("after_bias", t.leaves[0], t.coef))
         else:
