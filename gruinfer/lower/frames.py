@@ -165,13 +165,12 @@ def _binary_pair(o):
 
 
 def _softmax(o):
-    x, opset = o.x, o.lw.g.opset
-    axis = forms.softmax_axis(o.at, opset) % len(x.axes)
-    if o.t is not None and ((axis == o.t) if opset >= 13 else (axis <= o.t)):
+    over = forms.softmax_axes(o.at, o.lw.g.opset, len(o.x.axes))
+    if o.t is not None and min(over) <= o.t <= max(over):
         o.refuse("normalises over the time axis")
-    if not o.row_op({axis} if opset >= 13 else set(range(axis, len(x.axes)))):
+    if not o.row_op(over):
         return o.python(f"{o.op} over part of a frame (the C step normalises whole feature rows)")
-    return o.step(SoftmaxStep(x.buf, log=o.op == "LogSoftmax"))
+    return o.step(SoftmaxStep(o.x.buf, log=o.op == "LogSoftmax"))
 
 
 def _layernorm(o):

@@ -75,3 +75,10 @@ def softmax_axis(at, opset):
     """Softmax's and LogSoftmax's axis: -1 by default from opset 13, 1 before (where the input
     is seen flattened to 2-D at that axis)."""
     return at.get("axis", -1 if opset >= 13 else 1)
+
+
+def softmax_axes(at, opset, rank):
+    """The axes a Softmax or LogSoftmax normalises over: its axis from opset 13, that axis and
+    every one after it before."""
+    axis = softmax_axis(at, opset) % rank
+    return {axis} if opset >= 13 else set(range(axis, rank))

@@ -283,7 +283,7 @@ def _frame_of(outer, name, opset):
         if sizes is None and T != len(src.output):
             return None
         return Frame(src.input[0], axis, list(src.output).index(node.input[0]), len(src.output))
-    if src.op_type == "Slice" and opset >= 10:
+    if src.op_type == "Slice":
         args = forms.slice_args(attrs(src), _consts(outer, src), opset)
         if args is forms.UNKNOWN or len(args[0]) != 1:
             return None
@@ -441,10 +441,10 @@ def _vectorized(b, templates, x, outer, opset):
                 b.node("Add", [mm, c], [out])
         else:
             at = attrs(node)
-            if "axis" in at and at["axis"] >= 0:
-                at["axis"] += 1
-            elif node.op_type in ("Softmax", "LogSoftmax") and "axis" not in at and opset < 13:
-                at["axis"] = 2  # the default 1 of a [N, F] frame
+            axis = forms.softmax_axis(at, opset) if node.op_type in ("Softmax", "LogSoftmax") \
+                else at.get("axis")
+            if axis is not None and axis >= 0:  # past the new leading time axis
+                at["axis"] = axis + 1
             b.node(node.op_type, ins, [out] + [""] * (len(node.output) - 1), **at)
         x = out
     return x

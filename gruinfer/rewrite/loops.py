@@ -396,7 +396,7 @@ def _is_last_step_index(node, outer, T):
 
 def _is_last_step_slice(node, outer, opset):
     """Slice(v, starts=[-1], ends=[>= INT_MAX], axes=[0], steps=[1]): the last time step of v."""
-    if node.op_type != "Slice" or opset < 10:
+    if node.op_type != "Slice":
         return False
     args = forms.slice_args(attrs(node), [None] + [outer.const.get(n, forms.UNKNOWN) if n else None
                                                    for n in node.input[1:]], opset)
