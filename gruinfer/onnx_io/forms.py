@@ -67,7 +67,7 @@ def clip_bounds(at, ins, opset):
     absent, a constant array (or attribute float), or UNKNOWN."""
     if opset < 11:
         return at.get("min"), at.get("max")
-    return tuple(None if v is None else v if isinstance(v, (np.ndarray, float, int)) else UNKNOWN
+    return tuple(None if v is None else v if isinstance(v, (np.ndarray, np.generic, float, int)) else UNKNOWN
                  for v in (_input(ins, 1), _input(ins, 2)))
 
 

@@ -40,8 +40,8 @@ def inferred_shapes(model):
     requirement: shapes it cannot tell stay unknown)."""
     try:
         return onnx.shape_inference.infer_shapes(model)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-        return model
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError):
+        return model  # (RuntimeError: what onnx's C++ raises on a damaged model otherwise)
 
 
 class OuterGraph:
