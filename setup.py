@@ -11,6 +11,7 @@ from setuptools.command.build_ext import build_ext
 C_SOURCES = [
     "src_c/cpu.c",
     "src_c/status.c",
+    "src_c/mem.c",
     "src_c/gru_model.c",
     "src_c/activations.c",
     "src_c/gru_run.c",
