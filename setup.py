@@ -18,6 +18,7 @@ C_SOURCES = [
     "src_c/team.c",
     "src_c/gru_plan.c",
     "src_c/gru_stream.c",
+    "src_c/plan_ops.c",
     "src_c/kernels_ref.c",
 ]
 # Kernel files and the flags only they are compiled with (-std=c11 turns FMA

@@ -37,6 +37,7 @@ static gruinfer_status add_step(gruinfer_plan *p, int32_t i, const gruinfer_step
         return GRUINFER_E_PLAN;
     st->kind = in->kind;
     st->input = in->input;
+    st->input2 = -1; /* a second buffer: BINARY steps only */
     st->in_w = in->input == 0 ? p->in_w : p->steps[in->input - 1].out_w;
     switch (in->kind) {
     case GRUINFER_STEP_GRU:

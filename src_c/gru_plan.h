@@ -1,4 +1,4 @@
-/* gru_plan.h: the plan struct shared by gru_plan.c and gru_stream.c (not public). */
+/* gru_plan.h: the plan struct shared by gru_plan.c, plan_ops.c and gru_stream.c (not public). */
 #ifndef GRUINFER_GRU_PLAN_H
 #define GRUINFER_GRU_PLAN_H
 
@@ -6,7 +6,8 @@
 
 typedef struct {
     int32_t kind, input;        /* input: 0 the plan input, k the output of step k-1 */
-    int32_t input2, op;         /* STEP_BINARY: second buffer (< 0: the constant in Wp), op */
+    int32_t input2, op;         /* STEP_BINARY: second buffer (-1 for every other step, and for
+                                 * a BINARY step reading the constant in Wp), op */
     int64_t in_w, out_w;
     const gruinfer_gru *gru;    /* STEP_GRU */
     float *Wp, *b;              /* one allocation: STEP_DENSE [in_w][round_up(out_w)] in panels,
@@ -24,5 +25,12 @@ struct gruinfer_plan {
     gruinfer_plan_step *steps;
     const gruinfer_kernels *k;
 };
+
+/* plan_ops.c: a stateless step (any kind but GRU) over `rows` rows: in rows ldi apart, its
+ * second buffer in2 (NULL: none, a BINARY step then reads its constant) rows ld2 apart, out
+ * rows ldo apart.  Checked at plan creation: never fails, never allocates. */
+void gruinfer_plan_op(const gruinfer_plan *p, const gruinfer_plan_step *st, const float *in,
+                      int64_t ldi, const float *in2, int64_t ld2, float *out, int64_t ldo,
+                      int64_t rows);
 
 #endif

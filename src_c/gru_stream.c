@@ -1,4 +1,4 @@
-/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation (the frame-wise step bodies live here). */
+/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation (GRU steps here, the stateless steps in plan_ops.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,86 +90,6 @@ void gruinfer_stream_free(gruinfer_stream *s)
     free(s);
 }
 
-static void softmax_rows(const float *in, int64_t ldi, float *out, int64_t ldo, int64_t rows,
-                         int64_t w, int log_form)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        float *y = out + r * ldo;
-        float mx = x[0];
-        for (int64_t i = 1; i < w; i++)
-            mx = x[i] > mx ? x[i] : mx;
-        double sum = 0.0;
-        if (log_form) {
-            for (int64_t i = 0; i < w; i++) {
-                y[i] = x[i] - mx;
-                sum += exp((double)y[i]);
-            }
-            const float ls = (float)log(sum);
-            for (int64_t i = 0; i < w; i++)
-                y[i] -= ls;
-        } else {
-            for (int64_t i = 0; i < w; i++) {
-                y[i] = expf(x[i] - mx);
-                sum += y[i];
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int64_t i = 0; i < w; i++)
-                y[i] *= inv;
-        }
-    }
-}
-
-static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi,
-                           float *out, int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        float *y = out + r * ldo;
-        double mean = 0.0, var = 0.0;
-        for (int64_t i = 0; i < w; i++)
-            mean += x[i];
-        mean /= (double)w;
-        for (int64_t i = 0; i < w; i++)
-            var += ((double)x[i] - mean) * ((double)x[i] - mean);
-        const double inv = 1.0 / sqrt(var / (double)w + (double)st->eps);
-        for (int64_t i = 0; i < w; i++)
-            y[i] = (float)(((double)x[i] - mean) * inv) * st->Wp[i] + (st->b ? st->b[i] : 0.0f);
-    }
-}
-
-static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float *out, int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = a + r * lda, *c = b + r * ldb;
-        float *y = out + r * ldo;
-        switch (st->op) {
-        case GRUINFER_BINARY_ADD: for (int64_t i = 0; i < w; i++) y[i] = x[i] + c[i]; break;
-        case GRUINFER_BINARY_SUB: for (int64_t i = 0; i < w; i++) y[i] = x[i] - c[i]; break;
-        case GRUINFER_BINARY_MUL: for (int64_t i = 0; i < w; i++) y[i] = x[i] * c[i]; break;
-        case GRUINFER_BINARY_DIV: for (int64_t i = 0; i < w; i++) y[i] = x[i] / c[i]; break;
-        case GRUINFER_BINARY_RSUB: for (int64_t i = 0; i < w; i++) y[i] = c[i] - x[i]; break;
-        case GRUINFER_BINARY_RDIV: for (int64_t i = 0; i < w; i++) y[i] = c[i] / x[i]; break;
-        }
-    }
-}
-
-/* Rows of token ids (already checked) to the concatenated table rows. */
-static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
-                       int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w, D = st->d, V = st->rows;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t i = 0; i < w; i++) {
-            int64_t id = (int64_t)in[r * ldi + i];
-            id = id < 0 ? id + V : id;
-            memcpy(out + r * ldo + i * D, st->Wp + id * D, (size_t)D * sizeof(float));
-        }
-}
-
 /* A block of a GRU step shares the work with a team (started per call) when
  * the layer is wide and the block has at least this many multiply-adds. */
 #define STREAM_TEAM_MIN_MACS ((int64_t)4 << 20)
@@ -207,7 +127,8 @@ static void gru_block_share(void *arg, const gruinfer_team *tm)
     }
 }
 
-/* Run every step over one block of tb frames already in buf[0]. */
+/* Run every step over one block of tb frames already in buf[0]: GRU steps here (they carry
+ * state and may share the work with a team), the others in plan_ops.c. */
 static void run_block(gruinfer_stream *s, int64_t tb)
 {
     const gruinfer_plan *p = s->p;
@@ -217,47 +138,17 @@ static void run_block(gruinfer_stream *s, int64_t tb)
         const float *in = s->buf[st->input];
         const int64_t ldi = s->ld[st->input], ldo = s->ld[k + 1];
         float *out = s->buf[k + 1];
-        switch (st->kind) {
-        case GRUINFER_STEP_GRU: {
-            gru_block b = {s, k, in, ldi, tb, out};
-            const gruinfer_gru *m = st->gru;
-            const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
-            gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1,
-                              gru_block_share, &b);
-            break;
+        if (st->kind != GRUINFER_STEP_GRU) {
+            const int32_t k2 = st->input2; /* < 0: none */
+            gruinfer_plan_op(p, st, in, ldi, k2 < 0 ? NULL : s->buf[k2], k2 < 0 ? 0 : s->ld[k2],
+                             out, ldo, rows);
+            continue;
         }
-        case GRUINFER_STEP_DENSE:
-            p->k->gemm(rows, ldo, st->in_w, in, ldi, st->Wp, st->b, out, ldo);
-            break;
-        case GRUINFER_STEP_ACT:
-            memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
-            gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
-            break;
-        case GRUINFER_STEP_SOFTMAX:
-        case GRUINFER_STEP_LOGSOFTMAX:
-            softmax_rows(in, ldi, out, ldo, rows, st->in_w, st->kind == GRUINFER_STEP_LOGSOFTMAX);
-            break;
-        case GRUINFER_STEP_LAYERNORM:
-            layernorm_rows(st, in, ldi, out, ldo, rows);
-            break;
-        case GRUINFER_STEP_BINARY:
-            if (st->input2 < 0)
-                binary_rows(st, in, ldi, st->Wp, 0, out, ldo, rows);
-            else
-                binary_rows(st, in, ldi, s->buf[st->input2], s->ld[st->input2], out, ldo, rows);
-            break;
-        case GRUINFER_STEP_CLIP:
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t i = 0; i < st->in_w; i++) {
-                    float v = in[r * ldi + i];
-                    v = v < st->lo ? st->lo : v;
-                    out[r * ldo + i] = v > st->hi ? st->hi : v;
-                }
-            break;
-        case GRUINFER_STEP_EMBED:
-            embed_rows(st, in, ldi, out, ldo, rows);
-            break;
-        }
+        gru_block b = {s, k, in, ldi, tb, out};
+        const gruinfer_gru *m = st->gru;
+        const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
+        gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1, gru_block_share,
+                          &b);
     }
 }
 

@@ -1,0 +1,121 @@
+/* plan_ops.c: the bodies of the stateless frame-wise plan steps (dense, act, softmax, logsoftmax, layernorm, binary, clip, embed) over a block of rows. */
+#include <math.h>
+#include <string.h>
+
+#include "gru_plan.h"
+
+static void softmax_rows(const float *in, int64_t ldi, float *out, int64_t ldo, int64_t rows,
+                         int64_t w, int log_form)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        float *y = out + r * ldo;
+        float mx = x[0];
+        for (int64_t i = 1; i < w; i++)
+            mx = x[i] > mx ? x[i] : mx;
+        double sum = 0.0;
+        if (log_form) {
+            for (int64_t i = 0; i < w; i++) {
+                y[i] = x[i] - mx;
+                sum += exp((double)y[i]);
+            }
+            const float ls = (float)log(sum);
+            for (int64_t i = 0; i < w; i++)
+                y[i] -= ls;
+        } else {
+            for (int64_t i = 0; i < w; i++) {
+                y[i] = expf(x[i] - mx);
+                sum += y[i];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int64_t i = 0; i < w; i++)
+                y[i] *= inv;
+        }
+    }
+}
+
+static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi,
+                           float *out, int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        float *y = out + r * ldo;
+        double mean = 0.0, var = 0.0;
+        for (int64_t i = 0; i < w; i++)
+            mean += x[i];
+        mean /= (double)w;
+        for (int64_t i = 0; i < w; i++)
+            var += ((double)x[i] - mean) * ((double)x[i] - mean);
+        const double inv = 1.0 / sqrt(var / (double)w + (double)st->eps);
+        for (int64_t i = 0; i < w; i++)
+            y[i] = (float)(((double)x[i] - mean) * inv) * st->Wp[i] + (st->b ? st->b[i] : 0.0f);
+    }
+}
+
+static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float *out, int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = a + r * lda, *c = b + r * ldb;
+        float *y = out + r * ldo;
+        switch (st->op) {
+        case GRUINFER_BINARY_ADD: for (int64_t i = 0; i < w; i++) y[i] = x[i] + c[i]; break;
+        case GRUINFER_BINARY_SUB: for (int64_t i = 0; i < w; i++) y[i] = x[i] - c[i]; break;
+        case GRUINFER_BINARY_MUL: for (int64_t i = 0; i < w; i++) y[i] = x[i] * c[i]; break;
+        case GRUINFER_BINARY_DIV: for (int64_t i = 0; i < w; i++) y[i] = x[i] / c[i]; break;
+        case GRUINFER_BINARY_RSUB: for (int64_t i = 0; i < w; i++) y[i] = c[i] - x[i]; break;
+        case GRUINFER_BINARY_RDIV: for (int64_t i = 0; i < w; i++) y[i] = c[i] / x[i]; break;
+        }
+    }
+}
+
+/* Rows of token ids (already checked) to the concatenated table rows. */
+static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
+                       int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w, D = st->d, V = st->rows;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < w; i++) {
+            int64_t id = (int64_t)in[r * ldi + i];
+            id = id < 0 ? id + V : id;
+            memcpy(out + r * ldo + i * D, st->Wp + id * D, (size_t)D * sizeof(float));
+        }
+}
+
+void gruinfer_plan_op(const gruinfer_plan *p, const gruinfer_plan_step *st, const float *in,
+                      int64_t ldi, const float *in2, int64_t ld2, float *out, int64_t ldo,
+                      int64_t rows)
+{
+    switch (st->kind) {
+    case GRUINFER_STEP_DENSE:
+        p->k->gemm(rows, ldo, st->in_w, in, ldi, st->Wp, st->b, out, ldo);
+        return;
+    case GRUINFER_STEP_ACT:
+        memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
+        gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
+        return;
+    case GRUINFER_STEP_SOFTMAX:
+    case GRUINFER_STEP_LOGSOFTMAX:
+        softmax_rows(in, ldi, out, ldo, rows, st->in_w, st->kind == GRUINFER_STEP_LOGSOFTMAX);
+        return;
+    case GRUINFER_STEP_LAYERNORM:
+        layernorm_rows(st, in, ldi, out, ldo, rows);
+        return;
+    case GRUINFER_STEP_BINARY:
+        binary_rows(st, in, ldi, in2 ? in2 : st->Wp, in2 ? ld2 : 0, out, ldo, rows);
+        return;
+    case GRUINFER_STEP_CLIP:
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < st->in_w; i++) {
+                float v = in[r * ldi + i];
+                v = v < st->lo ? st->lo : v;
+                out[r * ldo + i] = v > st->hi ? st->hi : v;
+            }
+        return;
+    case GRUINFER_STEP_EMBED:
+        embed_rows(st, in, ldi, out, ldo, rows);
+        return;
+    }
+}
