@@ -152,6 +152,16 @@ static void run_block(gruinfer_stream *s, int64_t tb)
     }
 }
 
+/* dst[t, n, 0:w] = src[t, n, 0:w] for t < T, n < N: frame (t, n) at t*st + n*sn floats from
+ * each base, with its own strides. */
+static void copy_frames(float *dst, int64_t d_st, int64_t d_sn, const float *src, int64_t s_st,
+                        int64_t s_sn, int64_t T, int64_t N, int64_t w)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++)
+            memcpy(dst + t * d_st + n * d_sn, src + t * s_st + n * s_sn, (size_t)w * sizeof(float));
+}
+
 gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *x,
                                     int64_t x_st, int64_t x_sn, int32_t check_finite,
                                     float *const *outs, const int64_t *o_st,
@@ -182,32 +192,31 @@ gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *
     }
     for (int64_t t0 = 0; t0 < T; t0 += s->TB) {
         const int64_t tb = T - t0 < s->TB ? T - t0 : s->TB;
-        for (int64_t t = 0; t < tb; t++)
-            for (int64_t n = 0; n < N; n++)
-                memcpy(s->buf[0] + (t * N + n) * s->ld[0], x + (t0 + t) * x_st + n * x_sn,
-                       (size_t)I * sizeof(float));
+        copy_frames(s->buf[0], N * s->ld[0], s->ld[0], x + t0 * x_st, x_st, x_sn, tb, N, I);
         run_block(s, tb);
         if (!outs)
             continue;
         for (int32_t k = 0; k < p->n; k++) {
             if (!outs[k])
                 continue;
-            const int64_t w = p->steps[k].out_w, ld = s->ld[k + 1];
-            for (int64_t t = 0; t < tb; t++)
-                for (int64_t n = 0; n < N; n++)
-                    memcpy(outs[k] + (t0 + t) * o_st[k] + n * o_sn[k],
-                           s->buf[k + 1] + (t * N + n) * ld, (size_t)w * sizeof(float));
+            const int64_t ld = s->ld[k + 1];
+            copy_frames(outs[k] + t0 * o_st[k], o_st[k], o_sn[k], s->buf[k + 1], N * ld, ld, tb, N,
+                        p->steps[k].out_w);
         }
     }
     return GRUINFER_OK;
 }
 
-static gruinfer_status gru_step(const gruinfer_stream *s, int32_t k, const gruinfer_gru **m)
+/* The layer of GRU step k, once the stream, k and the state array h are checked. */
+static gruinfer_status state_of(const gruinfer_stream *s, int32_t k, const float *h,
+                                const gruinfer_gru **m)
 {
     if (!s)
         return GRUINFER_E_NULL;
     if (k < 0 || k >= s->p->n || !s->p->steps[k].gru)
         return GRUINFER_E_PLAN;
+    if (!h)
+        return GRUINFER_E_NULL;
     *m = s->p->steps[k].gru;
     return GRUINFER_OK;
 }
@@ -215,46 +224,35 @@ static gruinfer_status gru_step(const gruinfer_stream *s, int32_t k, const gruin
 gruinfer_status gruinfer_stream_get_state(const gruinfer_stream *s, int32_t k, float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    for (int64_t n = 0; n < s->N; n++)
-        memcpy(h + n * m->H, s->h[k] + n * m->Hp, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    const gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK)
+        copy_frames(h, 0, m->H, s->h[k], 0, m->Hp, 1, s->N, m->H);
+    return st;
 }
 
 gruinfer_status gruinfer_stream_set_state(gruinfer_stream *s, int32_t k, const float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    if (!gruinfer_all_finite(h, s->N * m->H))
-        return GRUINFER_E_NONFINITE;
-    for (int64_t n = 0; n < s->N; n++)
-        memcpy(s->h[k] + n * m->Hp, h + n * m->H, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK && !gruinfer_all_finite(h, s->N * m->H))
+        st = GRUINFER_E_NONFINITE;
+    if (st == GRUINFER_OK)
+        copy_frames(s->h[k], 0, m->Hp, h, 0, m->H, 1, s->N, m->H);
+    return st;
 }
 
 gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, int64_t slot,
                                                const float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    if (slot < 0 || slot >= s->N)
-        return GRUINFER_E_SLOT;
-    if (!gruinfer_all_finite(h, m->H))
-        return GRUINFER_E_NONFINITE;
-    memcpy(s->h[k] + slot * m->Hp, h, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK && (slot < 0 || slot >= s->N))
+        st = GRUINFER_E_SLOT;
+    if (st == GRUINFER_OK && !gruinfer_all_finite(h, m->H))
+        st = GRUINFER_E_NONFINITE;
+    if (st == GRUINFER_OK)
+        memcpy(s->h[k] + slot * m->Hp, h, (size_t)m->H * sizeof(float));
+    return st;
 }
 
 gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n)
