@@ -31,12 +31,35 @@ BINARY_OPS = {"add": GRUINFER_BINARY_ADD, "sub": GRUINFER_BINARY_SUB, "mul": GRU
               "div": GRUINFER_BINARY_DIV, "rsub": GRUINFER_BINARY_RSUB, "rdiv": GRUINFER_BINARY_RDIV}
 
 
+
+# Plan step kinds by name, read once from C (a new kind needs no change here).
+cdef dict _read_step_kinds():
+    kinds = {}
+    cdef int32_t k = 0
+    cdef const char *name = gruinfer_step_kind_name(k)
+    while name != NULL:
+        kinds[name.decode()] = k
+        k += 1
+        name = gruinfer_step_kind_name(k)
+    return kinds
+
+
+STEP_KINDS = _read_step_kinds()
+
+
+cdef str status_text(gruinfer_status s):
+    return gruinfer_status_text(s).decode()
+
+
+cdef int fail(gruinfer_status s, str message, bint model) except -1:
+    """Raise the exception of status s (see _STATUS) with this message."""
+    raise _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0](message)
+
+
 cdef int check(gruinfer_status s, str what, bint model=False) except -1:
     if s == GRUINFER_OK:
         return 0
-    text = gruinfer_status_text(s).decode()
-    cls = _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0]
-    raise cls(f"{what}: {text}")
+    return fail(s, f"{what}: {status_text(s)}", model)
 
 
 def kernel_names():
@@ -170,24 +193,51 @@ cdef class Gru:
         return Y, Yh
 
 
-cdef inline const float *f32_vec(object a, str what) except? NULL:
-    """Data of a float32 C-contiguous array (None: NULL); anything else is refused."""
-    if a is None:
-        return NULL
-    if not is_f32_c(a):
-        raise TypeError(f"{what} must be a C-contiguous float32 array")
-    return fdata(<cnp.ndarray>a)
+cdef int fill_step(gruinfer_step *c, int32_t i, object step, list held) except -1:
+    """Copy one step object into c, field by field; the arrays of its tables go into held
+    (alive until C has copied them)."""
+    kind = STEP_KINDS.get(step.kind)
+    if kind is None:
+        raise ValueError(f"plan step {i}: unknown kind {step.kind!r}; the C plan knows "
+                         + ", ".join(STEP_KINDS))
+    ints, floats, tables = tuple(step.ints), tuple(step.floats), tuple(step.tables)
+    if (len(ints) > GRUINFER_STEP_INTS or len(floats) > GRUINFER_STEP_FLOATS
+            or len(tables) > GRUINFER_STEP_TABLES):
+        raise TypeError(f"plan step {i} ({step.kind}): at most {GRUINFER_STEP_INTS} ints, "
+                        f"{GRUINFER_STEP_FLOATS} floats and {GRUINFER_STEP_TABLES} tables")
+    c.kind = kind
+    c.input = step.input
+    c.input2 = step.input2
+    c.gru = NULL if step.layer is None else (<Gru?>step.layer).ptr
+    cdef int j
+    for j in range(len(ints)):
+        c.ints[j] = ints[j]
+    for j in range(len(floats)):
+        c.floats[j] = floats[j]
+    for j in range(len(tables)):
+        if tables[j] is None:
+            continue
+        if not is_f32_c(tables[j]):
+            raise TypeError(f"plan step {i} ({step.kind}): table {j} must be a C-contiguous "
+                            "float32 array")
+        held.append(tables[j])
+        c.tables[j] = fdata(tables[j])
+        c.table_len[j] = cnp.PyArray_SIZE(<cnp.ndarray>tables[j])
+    return 0
 
 
 cdef class Plan:
-    """Frame-wise steps for streams.  steps (tuples; `input`, `input2`: 0 the plan input, k the
-    output of step k-1; arrays float32 C-contiguous, copied by C):
-      ("gru", input, Gru)                  ("dense", input, W [out, in], b [out] or None)
-      ("act", input, (kind, alpha, beta))  ("softmax", input)   ("logsoftmax", input)
-      ("layernorm", input, scale [w], bias [w] or None, eps)
-      ("binary", input, op, input2)        ("binary", input, op, constant [w])
-           op: a key of BINARY_OPS ("rsub": b - a, "rdiv": b / a)
-      ("clip", input, lo, hi)              ("embed", 0, table [V, D]): the plan input holds ids
+    """Frame-wise steps for streams, checked and copied by C (src_c/gru.h says what each kind
+    reads).  steps: objects copied 1:1 into C's generic step, with the attributes
+      kind     a C step kind name (a key of STEP_KINDS)
+      input    0: the plan input; k >= 1: the output of step k-1
+      input2   a second buffer, as input, or -1: none
+      layer    the Gru of a "gru" step, else None
+      ints     a tuple of at most GRUINFER_STEP_INTS ints; floats: of at most
+               GRUINFER_STEP_FLOATS numbers
+      tables   a tuple of at most GRUINFER_STEP_TABLES entries, each None or a float32
+               C-contiguous array of any shape (its size is the table's length)
+      rule     a short text of the sizes the tables need, added to the error of a refused step
     """
     cdef gruinfer_plan *ptr
     cdef readonly list steps
@@ -201,86 +251,25 @@ cdef class Plan:
         memset(cs, 0, max(n, 1) * sizeof(gruinfer_step))
         self.steps = steps
         self.input_width = input_width
-        cdef int32_t i
+        cdef int32_t i, bad = -1
         cdef gruinfer_status s
         cdef bytes kname = kernel.encode() if kernel else None
         cdef const char *kp = NULL if kname is None else <const char *>kname
-        widths = [input_width]  # buffer widths as the steps make them: sizes the constants C copies
+        held = []
         try:
             for i in range(n):
-                kind, inp = steps[i][0], steps[i][1]
-                cs[i].input = inp
-                cs[i].input2 = -1
-                w = widths[inp] if isinstance(inp, (int, np.integer)) and 0 <= inp <= i else None
-                if kind == "gru":
-                    cs[i].kind = GRUINFER_STEP_GRU
-                    cs[i].gru = (<Gru>steps[i][2]).ptr
-                elif kind == "dense":
-                    W, b = steps[i][2], steps[i][3]
-                    if not is_f32_c(W) or (b is not None and not is_f32_c(b)):
-                        raise TypeError("dense weights must be C-contiguous float32")
-                    cs[i].kind = GRUINFER_STEP_DENSE
-                    cs[i].out_width = W.shape[0]
-                    cs[i].weight = fdata(W)
-                    cs[i].bias = NULL if b is None else fdata(b)
-                elif kind == "act":
-                    cs[i].kind = GRUINFER_STEP_ACT
-                    cs[i].act = make_act(steps[i][2])
-                elif kind == "softmax":
-                    cs[i].kind = GRUINFER_STEP_SOFTMAX
-                elif kind == "logsoftmax":
-                    cs[i].kind = GRUINFER_STEP_LOGSOFTMAX
-                elif kind == "layernorm":
-                    cs[i].kind = GRUINFER_STEP_LAYERNORM
-                    if steps[i][2] is None:
-                        raise TypeError("layernorm scale must be a float32 array")
-                    cs[i].weight = f32_vec(steps[i][2], "layernorm scale")
-                    cs[i].bias = f32_vec(steps[i][3], "layernorm bias")
-                    for a in steps[i][2:4]:
-                        if a is not None and a.size != w:
-                            raise InvalidModel(f"plan step {i} (layernorm): scale and bias need "
-                                               f"the input width {w} values, got {a.size}")
-                    cs[i].eps = steps[i][4]
-                elif kind == "binary":
-                    cs[i].kind = GRUINFER_STEP_BINARY
-                    if steps[i][2] not in BINARY_OPS:
-                        raise ValueError(f"unknown binary op {steps[i][2]!r}")
-                    cs[i].op = BINARY_OPS[steps[i][2]]
-                    other = steps[i][3]
-                    if isinstance(other, (int, np.integer)):
-                        if other < 0:
-                            raise InvalidModel(f"plan step {i} (binary): second operand {other} "
-                                               "is not a buffer")
-                        cs[i].input2 = other
-                    else:
-                        cs[i].weight = f32_vec(other, "binary constant")
-                        if cs[i].weight == NULL:
-                            raise TypeError("binary needs a second buffer index or a constant")
-                        if other.size != w:
-                            raise InvalidModel(f"plan step {i} (binary): the constant needs "
-                                               f"the input width {w} values, got {other.size}")
-                elif kind == "clip":
-                    cs[i].kind = GRUINFER_STEP_CLIP
-                    cs[i].lo = steps[i][2]
-                    cs[i].hi = steps[i][3]
-                elif kind == "embed":
-                    T = steps[i][2]
-                    if not is_f32_c(T) or T.ndim != 2:
-                        raise TypeError("an embedding table must be a C-contiguous float32 [V, D] array")
-                    cs[i].kind = GRUINFER_STEP_EMBED
-                    cs[i].rows = T.shape[0]
-                    cs[i].out_width = T.shape[1]
-                    cs[i].weight = fdata(T)
-                else:
-                    raise ValueError(f"unknown plan step {kind!r}")
-                widths.append(steps[i][2].hidden_size if kind == "gru" else
-                              steps[i][2].shape[0] if kind == "dense" else
-                              None if w is None else w * steps[i][2].shape[1] if kind == "embed" else w)
+                fill_step(&cs[i], i, steps[i], held)
             with nogil:
-                s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr)
-            check(s, "plan", model=True)
+                s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr, &bad)
         finally:
             free(cs)
+        if s == GRUINFER_OK:
+            return
+        if bad < 0:
+            check(s, "plan", model=True)
+        rule = getattr(steps[bad], "rule", None)
+        fail(s, f"plan step {bad} ({steps[bad].kind}): {status_text(s)}"
+             + (f" ({rule})" if rule else ""), True)
 
     def __dealloc__(self):
         gruinfer_plan_free(self.ptr)

@@ -33,7 +33,7 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
     for (int32_t k = 0; k <= n; k++)
         per_frame += gruinfer_round_up(gruinfer_plan_width(p, k), GRUINFER_PAD);
     for (int32_t k = 0; k < n; k++) {
-        const gruinfer_gru *m = p->steps[k].gru;
+        const gruinfer_gru *m = p->steps[k].s.gru;
         if (!m)
             continue;
         states += N * m->Hp;
@@ -69,9 +69,9 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
         cur += TB * N * ld[k];
     }
     for (int32_t k = 0; k < n; k++)
-        if (p->steps[k].gru) {
+        if (p->steps[k].s.gru) {
             s->h[k] = cur;
-            cur += N * p->steps[k].gru->Hp;
+            cur += N * p->steps[k].s.gru->Hp;
         }
     s->xp = cur, cur += TB * N * xpw;
     s->scratch = cur, cur += cell;
@@ -107,7 +107,7 @@ static void gru_block_share(void *arg, const gruinfer_team *tm)
 {
     const gru_block *b = arg;
     gruinfer_stream *s = b->s;
-    const gruinfer_gru *m = s->p->steps[b->k].gru;
+    const gruinfer_gru *m = s->p->steps[b->k].s.gru;
     const int tid = tm ? tm->tid : 0, threads = tm ? tm->n : 1;
     const int64_t N = s->N, Hp = m->Hp, w = 3 * Hp, rows = b->tb * N;
     const int64_t r0 = rows * tid / threads, r1 = rows * (tid + 1) / threads;
@@ -135,17 +135,17 @@ static void run_block(gruinfer_stream *s, int64_t tb)
     const int64_t N = s->N, rows = tb * N;
     for (int32_t k = 0; k < p->n; k++) {
         const gruinfer_plan_step *st = &p->steps[k];
-        const float *in = s->buf[st->input];
-        const int64_t ldi = s->ld[st->input], ldo = s->ld[k + 1];
+        const float *in = s->buf[st->s.input];
+        const int64_t ldi = s->ld[st->s.input], ldo = s->ld[k + 1];
         float *out = s->buf[k + 1];
-        if (st->kind != GRUINFER_STEP_GRU) {
-            const int32_t k2 = st->input2; /* < 0: none */
+        if (st->s.kind != GRUINFER_STEP_GRU) {
+            const int32_t k2 = st->s.input2; /* < 0: none */
             gruinfer_plan_op(p, st, in, ldi, k2 < 0 ? NULL : s->buf[k2], k2 < 0 ? 0 : s->ld[k2],
                              out, ldo, rows);
             continue;
         }
         gru_block b = {s, k, in, ldi, tb, out};
-        const gruinfer_gru *m = st->gru;
+        const gruinfer_gru *m = st->s.gru;
         const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
         gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1, gru_block_share,
                           &b);
@@ -213,11 +213,11 @@ static gruinfer_status state_of(const gruinfer_stream *s, int32_t k, const float
 {
     if (!s)
         return GRUINFER_E_NULL;
-    if (k < 0 || k >= s->p->n || !s->p->steps[k].gru)
+    if (k < 0 || k >= s->p->n || !s->p->steps[k].s.gru)
         return GRUINFER_E_PLAN;
     if (!h)
         return GRUINFER_E_NULL;
-    *m = s->p->steps[k].gru;
+    *m = s->p->steps[k].s.gru;
     return GRUINFER_OK;
 }
 
@@ -264,7 +264,7 @@ gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, 
             if (slots[i] < 0 || slots[i] >= s->N)
                 return GRUINFER_E_SLOT;
     for (int32_t k = 0; k < s->p->n; k++) {
-        const gruinfer_gru *m = s->p->steps[k].gru;
+        const gruinfer_gru *m = s->p->steps[k].s.gru;
         if (!m)
             continue;
         if (!slots)

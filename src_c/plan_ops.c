@@ -38,6 +38,8 @@ static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_
                            float *out, int64_t ldo, int64_t rows)
 {
     const int64_t w = st->in_w;
+    const float *scale = st->s.tables[0], *bias = st->s.tables[1];
+    const float eps = st->s.floats[0];
     for (int64_t r = 0; r < rows; r++) {
         const float *x = in + r * ldi;
         float *y = out + r * ldo;
@@ -47,9 +49,9 @@ static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_
         mean /= (double)w;
         for (int64_t i = 0; i < w; i++)
             var += ((double)x[i] - mean) * ((double)x[i] - mean);
-        const double inv = 1.0 / sqrt(var / (double)w + (double)st->eps);
+        const double inv = 1.0 / sqrt(var / (double)w + (double)eps);
         for (int64_t i = 0; i < w; i++)
-            y[i] = (float)(((double)x[i] - mean) * inv) * st->Wp[i] + (st->b ? st->b[i] : 0.0f);
+            y[i] = (float)(((double)x[i] - mean) * inv) * scale[i] + (bias ? bias[i] : 0.0f);
     }
 }
 
@@ -60,7 +62,7 @@ static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t ld
     for (int64_t r = 0; r < rows; r++) {
         const float *x = a + r * lda, *c = b + r * ldb;
         float *y = out + r * ldo;
-        switch (st->op) {
+        switch (st->s.ints[0]) {
         case GRUINFER_BINARY_ADD: for (int64_t i = 0; i < w; i++) y[i] = x[i] + c[i]; break;
         case GRUINFER_BINARY_SUB: for (int64_t i = 0; i < w; i++) y[i] = x[i] - c[i]; break;
         case GRUINFER_BINARY_MUL: for (int64_t i = 0; i < w; i++) y[i] = x[i] * c[i]; break;
@@ -75,12 +77,25 @@ static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t ld
 static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
                        int64_t ldo, int64_t rows)
 {
-    const int64_t w = st->in_w, D = st->d, V = st->rows;
+    const int64_t w = st->in_w, V = st->s.ints[0], D = st->s.ints[1];
+    const float *table = st->s.tables[0];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < w; i++) {
             int64_t id = (int64_t)in[r * ldi + i];
             id = id < 0 ? id + V : id;
-            memcpy(out + r * ldo + i * D, st->Wp + id * D, (size_t)D * sizeof(float));
+            memcpy(out + r * ldo + i * D, table + id * D, (size_t)D * sizeof(float));
+        }
+}
+
+static void clip_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
+                      int64_t ldo, int64_t rows)
+{
+    const float lo = st->s.floats[0], hi = st->s.floats[1];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < st->in_w; i++) {
+            float v = in[r * ldi + i];
+            v = v < lo ? lo : v;
+            out[r * ldo + i] = v > hi ? hi : v;
         }
 }
 
@@ -88,31 +103,29 @@ void gruinfer_plan_op(const gruinfer_plan *p, const gruinfer_plan_step *st, cons
                       int64_t ldi, const float *in2, int64_t ld2, float *out, int64_t ldo,
                       int64_t rows)
 {
-    switch (st->kind) {
+    const gruinfer_step *s = &st->s;
+    switch (s->kind) {
     case GRUINFER_STEP_DENSE:
-        p->k->gemm(rows, ldo, st->in_w, in, ldi, st->Wp, st->b, out, ldo);
+        p->k->gemm(rows, ldo, st->in_w, in, ldi, s->tables[0], s->tables[1], out, ldo);
         return;
-    case GRUINFER_STEP_ACT:
+    case GRUINFER_STEP_ACT: {
+        const gruinfer_activation a = {(int32_t)s->ints[0], s->floats[0], s->floats[1]};
         memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
-        gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
+        gruinfer_act_apply(p->k, &a, out, rows * ldo);
         return;
+    }
     case GRUINFER_STEP_SOFTMAX:
     case GRUINFER_STEP_LOGSOFTMAX:
-        softmax_rows(in, ldi, out, ldo, rows, st->in_w, st->kind == GRUINFER_STEP_LOGSOFTMAX);
+        softmax_rows(in, ldi, out, ldo, rows, st->in_w, s->kind == GRUINFER_STEP_LOGSOFTMAX);
         return;
     case GRUINFER_STEP_LAYERNORM:
         layernorm_rows(st, in, ldi, out, ldo, rows);
         return;
     case GRUINFER_STEP_BINARY:
-        binary_rows(st, in, ldi, in2 ? in2 : st->Wp, in2 ? ld2 : 0, out, ldo, rows);
+        binary_rows(st, in, ldi, in2 ? in2 : s->tables[0], in2 ? ld2 : 0, out, ldo, rows);
         return;
     case GRUINFER_STEP_CLIP:
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t i = 0; i < st->in_w; i++) {
-                float v = in[r * ldi + i];
-                v = v < st->lo ? st->lo : v;
-                out[r * ldo + i] = v > st->hi ? st->hi : v;
-            }
+        clip_rows(st, in, ldi, out, ldo, rows);
         return;
     case GRUINFER_STEP_EMBED:
         embed_rows(st, in, ldi, out, ldo, rows);

@@ -1,4 +1,6 @@
 """The frame-wise C plan steps (softmax, logsoftmax, layernorm, binary, clip, embed) against NumPy, their checks at plan creation, and the ONNX ops lowered to them."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -14,9 +16,49 @@ def x_data(seed=0, shape=(T, N, W), scale=3.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
+def c_step(step):
+    """A step written as a tuple ("layernorm", input, scale, bias, eps), ... as the step object
+    _core.Plan copies into C, with the checks that belong to the tuple forms themselves."""
+    kind, inp, *args = step
+    s = SimpleNamespace(kind=kind, input=inp, input2=-1, layer=None, ints=(), floats=(),
+                        tables=(), rule="")
+    if kind == "gru":
+        (s.layer,) = args
+    elif kind == "dense":
+        s.ints, s.tables = (args[0].shape[0],), tuple(args)
+    elif kind == "layernorm":
+        s.tables, s.floats = tuple(args[:2]), (args[2],)
+        s.rule = "scale and bias need the input width's values"
+    elif kind == "binary":
+        op, other = args
+        if op not in _core.BINARY_OPS:
+            raise ValueError(f"unknown binary op {op!r}")
+        s.ints = (_core.BINARY_OPS[op],)
+        if isinstance(other, (int, np.integer)) and other < 0:
+            raise gruinfer.InvalidModel(f"binary: second operand {other} is not a buffer")
+        if isinstance(other, (int, np.integer)):
+            s.input2, s.rule = int(other), "a second buffer of the input width"
+        elif isinstance(other, np.ndarray):
+            s.tables, s.rule = (other,), "the constant needs the input width's values"
+        else:
+            raise TypeError("binary needs a second buffer index or a constant")
+    elif kind == "clip":
+        s.floats = tuple(args)
+    elif kind == "embed":
+        (tab,) = args
+        if tab.ndim != 2:
+            raise TypeError("an embedding table is a [V, D] array")
+        s.ints, s.tables = tab.shape, (tab,)
+    return s
+
+
+def plan_of(width, steps):
+    return _core.Plan(width, [c_step(s) for s in steps], None)
+
+
 def run_plan(width, steps, x, check_finite=True):
     """Every step's output for frames x [T, N, width] (one chunk), as a list of [T, N, w] arrays."""
-    plan = _core.Plan(width, steps, None)
+    plan = plan_of(width, steps)
     core = _core.StreamCore(plan, x.shape[1], len(steps) - 1, (x.shape[1], width),
                             (x.shape[1], plan.width(len(steps))), check_finite)
     outs = {}
@@ -74,7 +116,7 @@ def test_layernorm_copies_its_tables():
     plan_steps = [("layernorm", 0, scale, bias, 1e-5)]
     x = x_data(3)
     before = run_plan(W, plan_steps, x)[0]
-    plan = _core.Plan(W, plan_steps, None)
+    plan = plan_of(W, plan_steps)
     scale[:] = 5.0
     core = _core.StreamCore(plan, N, 0, (N, W), (N, W), True)
     out = np.empty((1, N, W), np.float32)
@@ -92,7 +134,7 @@ def test_layernorm_copies_its_tables():
 ])
 def test_malformed_layernorm_refused(step, what):
     with pytest.raises(gruinfer.InvalidModel, match=what):
-        _core.Plan(W, [step], None)
+        plan_of(W, [step])
 
 
 # ------------------------------------------------------------------ binary
@@ -139,7 +181,7 @@ def test_binary_reads_a_buffer_twice():
 ])
 def test_malformed_binary_refused(steps, cls, what):
     with pytest.raises(cls, match=what):
-        _core.Plan(W, steps, None)
+        plan_of(W, steps)
 
 
 # ------------------------------------------------------------------ clip
@@ -154,7 +196,7 @@ def test_clip_matches_numpy(lo, hi):
 
 def test_clip_with_a_nan_bound_refused():
     with pytest.raises(gruinfer.InvalidModel, match="NaN or Inf"):
-        _core.Plan(W, [("clip", 0, float("nan"), 1.0)], None)
+        plan_of(W, [("clip", 0, float("nan"), 1.0)])
 
 
 # ------------------------------------------------------------------ embed
@@ -182,7 +224,7 @@ def gru_layer(I, H, seed=12):
 @pytest.mark.parametrize("check_finite", [True, False])
 def test_bad_ids_refused_before_any_state_changes(bad, check_finite):
     H = 5
-    plan = _core.Plan(1, [("embed", 0, table()), ("gru", 1, gru_layer(D, H))], None)
+    plan = plan_of(1, [("embed", 0, table()), ("gru", 1, gru_layer(D, H))])
     core = _core.StreamCore(plan, N, 1, (N, 1), (N, H), check_finite)
     ids = np.ones((3, N, 1), np.float32)
     core.run_chunk(ids, 3, N, 1, {})
@@ -203,7 +245,7 @@ def test_bad_ids_refused_before_any_state_changes(bad, check_finite):
 ])
 def test_malformed_embed_refused(steps, cls, what):
     with pytest.raises(cls, match=what):
-        _core.Plan(1, steps, None)
+        plan_of(1, steps)
 
 
 # ------------------------------------------------------------------ ONNX ops lowered to these steps

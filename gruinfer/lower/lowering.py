@@ -153,6 +153,45 @@ def lower(graph, kernel):
     raise NotStreamable(str(first))
 
 
+@dataclass(frozen=True, eq=False)
+class _CStep:
+    """One plan step as _core.Plan copies it into C's generic step (see _core.Plan)."""
+    kind: str
+    input: int
+    input2: int = -1
+    layer: object = None
+    ints: tuple = ()
+    floats: tuple = ()
+    tables: tuple = ()
+    rule: str = ""
+
+
+def _c_step(step):
+    """A step tuple of Lowering.steps as _core.Plan takes it (an adapter until the steps are
+    typed themselves)."""
+    kind, buf, args = step[0], step[1], step[2:]
+    if kind == "gru":
+        return _CStep(kind, buf, layer=args[0], rule="a forward GRU whose input size is the input width")
+    if kind == "dense":
+        return _CStep(kind, buf, ints=(args[0].shape[0],), tables=args,
+                      rule="W needs [out, input width] values, the bias [out]")
+    if kind == "act":
+        return _CStep(kind, buf, ints=args[0][:1], floats=args[0][1:])
+    if kind == "layernorm":
+        return _CStep(kind, buf, floats=args[2:], tables=args[:2],
+                      rule="scale and bias need the input width's values")
+    if kind == "binary" and isinstance(args[1], np.ndarray):
+        return _CStep(kind, buf, ints=(_core.BINARY_OPS[args[0]],), tables=args[1:],
+                      rule="the constant needs the input width's values")
+    if kind == "binary":
+        return _CStep(kind, buf, args[1], ints=(_core.BINARY_OPS[args[0]],),
+                      rule="the second operand is an earlier buffer of the input width")
+    if kind == "embed":
+        return _CStep(kind, buf, ints=args[0].shape, tables=args,
+                      rule="the table [V, D] is read with the ids of the plan input")
+    return _CStep(kind, buf, floats=args)  # softmax, logsoftmax: nothing; clip: lo, hi
+
+
 def _one_frame(graph, gru, arg):
     """Whether the time input is one frame [N, F] and the graph makes the time axis itself:
     the first GRU's X is Unsqueeze(., axis 0) of a rank-2 float value (lift_cells writes
@@ -259,7 +298,7 @@ class _Lowerer:
             raise NotStreamable(self.pinned + "; the plan is not all in C, and the Python path "
                                 "cannot follow that size through chunks of other sizes")
         if low.lowered:
-            low.plan = _core.Plan(_width(low.in_axes), low.steps, self.kernel)
+            low.plan = _core.Plan(_width(low.in_axes), [_c_step(s) for s in low.steps], self.kernel)
         return low
 
     # ------------------------------------------------------------------ nodes
