@@ -49,6 +49,8 @@ cdef extern from "gru.h" nogil:
 
     # Step kinds are not listed here: _core reads their names from gruinfer_step_kind_name.
     const char *gruinfer_step_kind_name(int32_t kind)
+    gruinfer_status gruinfer_ids_to_float(const void *ids, int32_t elem_bytes, int64_t n,
+                                          float *out)
 
     ctypedef enum gruinfer_binary_op:
         GRUINFER_BINARY_ADD

@@ -105,6 +105,33 @@ cdef inline bint shape_is(object a, int nd, const cnp.npy_intp *dims):
     return True
 
 
+cdef inline bint is_c_ids(object a):
+    """a is an array of native int32 or int64 (what gruinfer_ids_to_float reads)."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_ISSIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) in (4, 8))
+
+
+def ids_to_float(x):
+    """Token ids (an int32 or int64 array of any shape) as a new float32 C-contiguous array of
+    that shape, clamped to +-2^25 so an id out of range stays out of every table's range;
+    converted in C with the GIL released."""
+    if not is_c_ids(x):
+        raise TypeError("token ids must be an int32 or int64 array")
+    cdef cnp.ndarray src = cnp.PyArray_GETCONTIGUOUS(<cnp.ndarray>x)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
+                                             cnp.NPY_FLOAT32, 0)
+    cdef const void *ip = cnp.PyArray_DATA(src)
+    cdef int32_t elem = <int32_t>cnp.PyArray_ITEMSIZE(src)
+    cdef int64_t n = cnp.PyArray_SIZE(src)
+    cdef float *op = fdata(out)
+    cdef gruinfer_status s
+    with nogil:
+        s = gruinfer_ids_to_float(ip, elem, n, op)
+    check(s, "token ids")
+    return out
+
+
 cdef gruinfer_activation make_act(tuple a):
     cdef gruinfer_activation out
     out.kind = a[0]
@@ -291,7 +318,7 @@ cdef class StreamCore:
     # step(): which step's output it returns, and the frame shapes it takes and gives
     cdef int32_t step_out
     cdef int64_t in_w, out_w
-    cdef tuple frame_in_shape, frame_out_shape
+    cdef readonly tuple frame_in_shape, frame_out_shape
     cdef cnp.npy_intp in_dims[8]
     cdef cnp.npy_intp out_dims[8]
     cdef int in_nd, out_nd
@@ -339,13 +366,10 @@ cdef class StreamCore:
         return coerce_float(x, "step input", self.frame_in_shape)
 
     cdef object _id_frame(self, x):
-        """An int64/int32 frame of token ids as float32 (clamped to +-2^25, still out of any
-        table's range), or None when x is not such a frame."""
-        if not (cnp.PyArray_Check(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+        """A C-contiguous int32/int64 frame of token ids as float32 (gruinfer_ids_to_float), or
+        None when x is not such a frame."""
+        if not (is_c_ids(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
                 and cnp.PyArray_NDIM(<cnp.ndarray>x) == self.in_nd):
-            return None
-        cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray>x)
-        if typ != cnp.NPY_INT64 and typ != cnp.NPY_INT32:
             return None
         cdef int i
         for i in range(self.in_nd):
@@ -353,14 +377,9 @@ cdef class StreamCore:
                 return None
         if self.id_frame is None:
             self.id_frame = cnp.PyArray_EMPTY(self.in_nd, self.in_dims, cnp.NPY_FLOAT32, 0)
-        cdef float *dst = fdata(self.id_frame)
-        cdef cnp.npy_intp n = cnp.PyArray_SIZE(<cnp.ndarray>x), j
-        cdef const long long *src64 = <const long long *>cnp.PyArray_DATA(<cnp.ndarray>x)
-        cdef const int *src32 = <const int *>cnp.PyArray_DATA(<cnp.ndarray>x)
-        cdef long long v
-        for j in range(n):
-            v = src64[j] if typ == cnp.NPY_INT64 else src32[j]
-            dst[j] = <float>(v if -33554432 <= v <= 33554432 else (33554432 if v > 0 else -33554432))
+        gruinfer_ids_to_float(cnp.PyArray_DATA(<cnp.ndarray>x),
+                              <int32_t>cnp.PyArray_ITEMSIZE(<cnp.ndarray>x),
+                              cnp.PyArray_SIZE(<cnp.ndarray>x), fdata(self.id_frame))
         return self.id_frame
 
     def step(self, x, out=None):

@@ -13,6 +13,15 @@ def _frame_shape(axes, n):
     return tuple(n if a == "N" or a in MERGED else a for a in axes if a != "T")
 
 
+def _id_floats(x):
+    """Integer token ids as the float32 the C plan reads (C clamps them out of every table's
+    range: _core.ids_to_float); other integer dtypes become int64 first, saturated, not wrapped."""
+    if x.dtype not in (np.int32, np.int64):
+        x = np.minimum(x, np.iinfo(np.int64).max).astype(np.int64) if x.dtype == np.uint64 \
+            else x.astype(np.int64)
+    return _core.ids_to_float(x)
+
+
 def _split_rows(axes):
     """axes with a merged row axis ("NT", "TN") written as its two axes."""
     return tuple(b for a in axes for b in (tuple(a) if a in MERGED else (a,)))
@@ -156,18 +165,14 @@ class Stream(_StreamBase, _core.StreamCore):
                     f"{h0.shape[0]} rows; a stream of batch_size {batch_size} needs 1 or {batch_size}")
         self.reset()
 
-    def _ids(self, x, what):
-        """Token ids as the float32 the C plan reads (values past 2^25 stay out of range)."""
-        if x.dtype.kind in "iu":
-            x = np.clip(x, -(1 << 25), 1 << 25).astype(np.float32)
-        return coerce_float(x, what)
-
     def _coerce_frame(self, x):
+        """step()'s slow path (StreamCore calls it for a frame it does not take as it is): the
+        frame as float32 C-contiguous of the frame shape, token ids converted, or InvalidArgument."""
         if self._low.in_ids:
             x = np.asarray(x)
             if x.dtype.kind in "iu":
-                x = self._ids(x, "step input")
-        return super()._coerce_frame(x)
+                x = _id_floats(x)
+        return coerce_float(x, "step input", self.frame_in_shape)
 
     def _get(self, i):
         return self._get_state(self._low.grus[i][0], self._low.grus[i][2])
@@ -187,7 +192,8 @@ class Stream(_StreamBase, _core.StreamCore):
         names, feeds = self._check_feeds(output_names, input_feed)
         x = feeds[low.time_input]
         if low.in_ids:
-            x = self._ids(x, f"input {low.time_input!r}")
+            x = coerce_float(_id_floats(x) if x.dtype.kind in "iu" else x,
+                             f"input {low.time_input!r}")
         n, T = low.in_axes.index("N"), low.frames(x)
         x_st = x.strides[low.in_axes.index("T")] // 4 if "T" in low.in_axes else 0
         new_states = self._state_rows(feeds)

@@ -191,6 +191,13 @@ typedef enum {
 /* Token ids travel as float32: every integer up to 2^24 is exact. */
 #define GRUINFER_MAX_IDS ((int64_t)1 << 24)
 
+/* out[i] = ids[i] as float32 for n ids of elem_bytes bytes each (4: int32,
+ * 8: int64; else GRUINFER_E_ATTR), clamped to [-2^25, 2^25]: an id out of
+ * range stays out of every table's range.  NULL ids or out: GRUINFER_E_NULL;
+ * n < 0: GRUINFER_E_SIZE. */
+gruinfer_status gruinfer_ids_to_float(const void *ids, int32_t elem_bytes, int64_t n,
+                                      float *out);
+
 #define GRUINFER_STEP_INTS 8
 #define GRUINFER_STEP_FLOATS 4
 #define GRUINFER_STEP_TABLES 2

@@ -1,4 +1,4 @@
-/* plan_ops.c: the bodies of the stateless frame-wise plan steps (dense, act, softmax, logsoftmax, layernorm, binary, clip, embed) over a block of rows. */
+/* plan_ops.c: the bodies of the stateless frame-wise plan steps (dense, act, softmax, logsoftmax, layernorm, binary, clip, embed) over a block of rows, and token ids as the float32 an embed step reads. */
 #include <math.h>
 #include <string.h>
 
@@ -71,6 +71,32 @@ static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t ld
         case GRUINFER_BINARY_RDIV: for (int64_t i = 0; i < w; i++) y[i] = c[i] / x[i]; break;
         }
     }
+}
+
+/* An id clamped to +-2^25: past any table's rows (<= GRUINFER_MAX_IDS), exact in float32. */
+static inline float id_float(int64_t v)
+{
+    const int64_t lim = (int64_t)1 << 25;
+    return (float)(v < -lim ? -lim : v > lim ? lim : v);
+}
+
+gruinfer_status gruinfer_ids_to_float(const void *ids, int32_t elem_bytes, int64_t n, float *out)
+{
+    if (!ids || !out)
+        return GRUINFER_E_NULL;
+    if (elem_bytes != 4 && elem_bytes != 8)
+        return GRUINFER_E_ATTR;
+    if (n < 0)
+        return GRUINFER_E_SIZE;
+    const int32_t *i32 = ids;
+    const int64_t *i64 = ids;
+    if (elem_bytes == 4)
+        for (int64_t i = 0; i < n; i++)
+            out[i] = id_float(i32[i]);
+    else
+        for (int64_t i = 0; i < n; i++)
+            out[i] = id_float(i64[i]);
+    return GRUINFER_OK;
 }
 
 /* Rows of token ids (already checked) to the concatenated table rows. */

@@ -866,6 +866,13 @@ static void test_frame_steps(const char *kernel)
         CHECK_STATUS(gruinfer_stream_run(s, 1, bad[b], 0, WI, 0, outs, o_st, o_sn), GRUINFER_E_INDEX);
         CHECK(out[0] == 0.0f, "a refused run wrote an output");
     }
+    /* int64 ids through gruinfer_ids_to_float: one far out of range stays refused. */
+    const int64_t far[WI] = {(int64_t)1 << 40, 0}, near[WI] = {-1, 4};
+    float idf[WI];
+    CHECK_STATUS(gruinfer_ids_to_float(far, 8, WI, idf), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_stream_run(s, 1, idf, 0, 0, 0, outs, o_st, o_sn), GRUINFER_E_INDEX);
+    CHECK_STATUS(gruinfer_ids_to_float(near, 8, WI, idf), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_stream_run(s, 1, idf, 0, 0, 0, outs, o_st, o_sn), GRUINFER_OK);
     gruinfer_stream_free(s);
     gruinfer_plan_free(p);
 
@@ -938,6 +945,31 @@ static void test_frame_steps(const char *kernel)
     ln = gruinfer_step_layernorm(0, D, NULL, NULL, 1e-5f);
     CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q, NULL), GRUINFER_E_NULL);
     gruinfer_plan_free(q), q = NULL;
+}
+
+/* ------------------------------------------------------------------ token ids */
+static void test_ids_to_float(void)
+{
+    ctx_kernel = "(ids)";
+    const int64_t lim = (int64_t)1 << 25;
+    const int32_t i32[6] = {0, -1, 7, INT32_MAX, INT32_MIN, (int32_t)-lim};
+    const int64_t i64[6] = {3, -4, lim + 1, (int64_t)1 << 40, INT64_MIN, INT64_MAX};
+    const float want32[6] = {0, -1, 7, (float)lim, (float)-lim, (float)-lim};
+    const float want64[6] = {3, -4, (float)lim, (float)lim, (float)-lim, (float)lim};
+    float out[6];
+    CHECK_STATUS(gruinfer_ids_to_float(i32, 4, 6, out), GRUINFER_OK);
+    CHECK(memcmp(out, want32, sizeof out) == 0, "int32 ids: %g %g %g %g %g %g", out[0], out[1],
+          out[2], out[3], out[4], out[5]);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 6, out), GRUINFER_OK);
+    CHECK(memcmp(out, want64, sizeof out) == 0, "int64 ids: %g %g %g %g %g %g", out[0], out[1],
+          out[2], out[3], out[4], out[5]);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 0, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 2, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 16, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(NULL, 8, 6, out), GRUINFER_E_NULL);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 6, NULL), GRUINFER_E_NULL);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, -1, out), GRUINFER_E_SIZE);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 0, out), GRUINFER_OK);
 }
 
 /* ------------------------------------------------------------------ kernels, env, status text */
@@ -1041,6 +1073,7 @@ int main(void)
         n_names++;
     test_status_text();
     test_step_kind_names();
+    test_ids_to_float();
     test_kernel_choice(names, n_names);
     int ran = 0;
     for (int i = 0; i < n_names; i++) {
