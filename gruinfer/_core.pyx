@@ -361,9 +361,12 @@ cdef class StreamCore:
         free(self.o_sn)
 
     def _coerce_frame(self, x):
-        """Slow path of step(): convert a frame to float32 C-contiguous or say what is wrong."""
-        from .feeds import coerce_float
-        return coerce_float(x, "step input", self.frame_in_shape)
+        """Slow path of step(), for a frame that is not float32 C-contiguous of frame_in_shape
+        (nor, with ids_input, such an int32/int64 frame): a subclass converts it or says what is
+        wrong (gruinfer.stream.Stream does)."""
+        raise TypeError(f"step input must be a C-contiguous float32 array of shape "
+                        f"{self.frame_in_shape}; a subclass of StreamCore must provide "
+                        "_coerce_frame to convert others")
 
     cdef object _id_frame(self, x):
         """A C-contiguous int32/int64 frame of token ids as float32 (gruinfer_ids_to_float), or

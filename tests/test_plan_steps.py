@@ -70,6 +70,13 @@ def run_plan(width, steps, x, check_finite=True):
     return [outs[k][0] for k in range(len(steps))]
 
 
+def test_stream_core_leaves_other_frames_to_a_subclass():
+    core = _core.StreamCore(plan_of(W, [("softmax", 0)]), N, 0, (N, W), (N, W), True)
+    close(core.step(np.ones((N, W), np.float32)), np.full((N, W), 1 / W, np.float32))
+    with pytest.raises(TypeError, match="subclass"):
+        core.step(np.ones((N, W)))  # float64: gruinfer.stream.Stream converts it
+
+
 def close(a, b, tol=TOL):
     assert a.shape == b.shape, (a.shape, b.shape)
     assert np.allclose(a, b, rtol=0, atol=tol, equal_nan=True), np.nanmax(np.abs(a - b))
