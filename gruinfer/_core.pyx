@@ -10,20 +10,21 @@ from .errors import InvalidArgument, InvalidModel, KernelUnavailable
 
 cnp.import_array()
 
-# The one table from C status codes to Python exceptions; `model` picks the
-# class for statuses that mean "bad model" when raised while loading.
+# The one table from C status codes to Python exceptions: the short name every raised
+# exception carries as its `status` attribute, the class, and the class for statuses that mean
+# "bad model" when raised while loading (`model`).
 _STATUS = {
-    GRUINFER_E_NULL: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_SIZE: (InvalidArgument, InvalidModel),
-    GRUINFER_E_ATTR: (InvalidArgument, InvalidModel),
-    GRUINFER_E_ACTIVATION: (InvalidModel, InvalidModel),
-    GRUINFER_E_NOMEM: (MemoryError, MemoryError),
-    GRUINFER_E_SEQLEN: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_NONFINITE: (InvalidArgument, InvalidModel),
-    GRUINFER_E_KERNEL: (KernelUnavailable, KernelUnavailable),
-    GRUINFER_E_PLAN: (InvalidModel, InvalidModel),
-    GRUINFER_E_SLOT: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_INDEX: (InvalidArgument, InvalidArgument),
+    GRUINFER_E_NULL: ("null", InvalidArgument, InvalidArgument),
+    GRUINFER_E_SIZE: ("size", InvalidArgument, InvalidModel),
+    GRUINFER_E_ATTR: ("attr", InvalidArgument, InvalidModel),
+    GRUINFER_E_ACTIVATION: ("activation", InvalidModel, InvalidModel),
+    GRUINFER_E_NOMEM: ("nomem", MemoryError, MemoryError),
+    GRUINFER_E_SEQLEN: ("seqlen", InvalidArgument, InvalidArgument),
+    GRUINFER_E_NONFINITE: ("nonfinite", InvalidArgument, InvalidModel),
+    GRUINFER_E_KERNEL: ("kernel", KernelUnavailable, KernelUnavailable),
+    GRUINFER_E_PLAN: ("plan", InvalidModel, InvalidModel),
+    GRUINFER_E_SLOT: ("slot", InvalidArgument, InvalidArgument),
+    GRUINFER_E_INDEX: ("index", InvalidArgument, InvalidArgument),
 }
 
 # BINARY step operators by name (gruinfer_binary_op).
@@ -52,8 +53,11 @@ cdef str status_text(gruinfer_status s):
 
 
 cdef int fail(gruinfer_status s, str message, bint model) except -1:
-    """Raise the exception of status s (see _STATUS) with this message."""
-    raise _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0](message)
+    """Raise the exception of status s (see _STATUS) with this message and its status name."""
+    name, cls, model_cls = _STATUS.get(s, (None, RuntimeError, RuntimeError))
+    e = (model_cls if model else cls)(message)
+    e.status = name
+    raise e
 
 
 cdef int check(gruinfer_status s, str what, bint model=False) except -1:

@@ -195,7 +195,7 @@ class InferenceSession:
             Y, Yh = layer.run(X, spec.layout, lens, h0, bool(outs[0]),
                               bool(outs[1]) or states is not None, self._check_finite, node.name)
         except InvalidArgument as e:
-            if "NaN" in str(e):
+            if e.status == "nonfinite":
                 raise InvalidArgument(f"{where}: input X or initial_h holds NaN or Inf "
                                       "(check_finite=False lets them through)") from None
             raise

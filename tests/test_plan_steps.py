@@ -140,8 +140,9 @@ def test_layernorm_copies_its_tables():
     (("layernorm", 0, np.ones(W, np.float32), None, float("nan")), "attribute"),
 ])
 def test_malformed_layernorm_refused(step, what):
-    with pytest.raises(gruinfer.InvalidModel, match=what):
+    with pytest.raises(gruinfer.InvalidModel, match=what) as ei:
         plan_of(W, [step])
+    assert ei.value.status == {"scale and bias": "size", "NaN or Inf": "nonfinite"}.get(what, "attr")
 
 
 # ------------------------------------------------------------------ binary
