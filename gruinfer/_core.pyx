@@ -32,7 +32,6 @@ BINARY_OPS = {"add": GRUINFER_BINARY_ADD, "sub": GRUINFER_BINARY_SUB, "mul": GRU
               "div": GRUINFER_BINARY_DIV, "rsub": GRUINFER_BINARY_RSUB, "rdiv": GRUINFER_BINARY_RDIV}
 
 
-
 # Plan step kinds by name, read once from C (a new kind needs no change here).
 cdef dict _read_step_kinds():
     kinds = {}

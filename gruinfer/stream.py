@@ -16,9 +16,10 @@ def _frame_shape(axes, n):
 def _id_floats(x):
     """Integer token ids as the float32 the C plan reads (C clamps them out of every table's
     range: _core.ids_to_float); other integer dtypes become int64 first, saturated, not wrapped."""
+    if x.dtype == np.uint64:
+        x = np.minimum(x, np.iinfo(np.int64).max)
     if x.dtype not in (np.int32, np.int64):
-        x = np.minimum(x, np.iinfo(np.int64).max).astype(np.int64) if x.dtype == np.uint64 \
-            else x.astype(np.int64)
+        x = x.astype(np.int64)
     return _core.ids_to_float(x)
 
 
