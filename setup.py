@@ -11,12 +11,14 @@ from setuptools.command.build_ext import build_ext
 C_SOURCES = [
     "src_c/cpu.c",
     "src_c/status.c",
+    "src_c/mem.c",
     "src_c/gru_model.c",
     "src_c/activations.c",
     "src_c/gru_run.c",
     "src_c/team.c",
     "src_c/gru_plan.c",
     "src_c/gru_stream.c",
+    "src_c/plan_ops.c",
     "src_c/kernels_ref.c",
 ]
 # Kernel files and the flags only they are compiled with (-std=c11 turns FMA

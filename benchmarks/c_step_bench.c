@@ -122,8 +122,8 @@ static int make_item(item *it, const char *k, int H, int batch, const float *W, 
                                {{GRUINFER_ACT_TANH, 0, 0}, {0, 0, 0}}};
     if (gruinfer_gru_create(&cfg, W, R, B, k, &it->m) != GRUINFER_OK)
         return -1;
-    gruinfer_step st = {GRUINFER_STEP_GRU, 0, it->m, 0, NULL, NULL, {0, 0, 0}};
-    if (gruinfer_plan_create(H, &st, 1, k, &it->p) != GRUINFER_OK
+    const gruinfer_step st = gruinfer_step_gru(0, it->m);
+    if (gruinfer_plan_create(H, &st, 1, k, &it->p, NULL) != GRUINFER_OK
         || gruinfer_stream_create(it->p, batch, &it->s) != GRUINFER_OK)
         return -1;
     return 0;

@@ -7,7 +7,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src_c"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from cbuild import (LINK_FLAGS, SRC, BuildFailed, compiler, isa_flags,  # noqa: E402
                     library_sources)
 

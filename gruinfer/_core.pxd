@@ -47,16 +47,10 @@ cdef extern from "gru.h" nogil:
                                      const int32_t *sequence_lens, const float *initial_h,
                                      int32_t check_finite, float *Y, float *Y_h)
 
-    ctypedef enum gruinfer_step_kind:
-        GRUINFER_STEP_GRU
-        GRUINFER_STEP_DENSE
-        GRUINFER_STEP_ACT
-        GRUINFER_STEP_SOFTMAX
-        GRUINFER_STEP_LOGSOFTMAX
-        GRUINFER_STEP_LAYERNORM
-        GRUINFER_STEP_BINARY
-        GRUINFER_STEP_CLIP
-        GRUINFER_STEP_EMBED
+    # Step kinds are not listed here: _core reads their names from gruinfer_step_kind_name.
+    const char *gruinfer_step_kind_name(int32_t kind)
+    gruinfer_status gruinfer_ids_to_float(const void *ids, int32_t elem_bytes, int64_t n,
+                                          float *out)
 
     ctypedef enum gruinfer_binary_op:
         GRUINFER_BINARY_ADD
@@ -66,27 +60,28 @@ cdef extern from "gru.h" nogil:
         GRUINFER_BINARY_RSUB
         GRUINFER_BINARY_RDIV
 
+    enum:
+        GRUINFER_STEP_INTS
+        GRUINFER_STEP_FLOATS
+        GRUINFER_STEP_TABLES
+
+    # (the array sizes are gru.h's GRUINFER_STEP_*; C compiles the real struct)
     ctypedef struct gruinfer_step:
         int32_t kind
         int32_t input
-        const gruinfer_gru *gru
-        int64_t out_width
-        const float *weight
-        const float *bias
-        gruinfer_activation act
         int32_t input2
-        int32_t op
-        int64_t rows
-        float eps
-        float lo
-        float hi
+        const gruinfer_gru *gru
+        int64_t ints[8]
+        float floats[4]
+        const float *tables[2]
+        int64_t table_len[2]
 
     ctypedef struct gruinfer_plan:
         pass
 
     gruinfer_status gruinfer_plan_create(int64_t input_width, const gruinfer_step *steps,
                                          int32_t n_steps, const char *kernel,
-                                         gruinfer_plan **out)
+                                         gruinfer_plan **out, int32_t *bad_step)
     void gruinfer_plan_free(gruinfer_plan *p)
     int32_t gruinfer_plan_steps(const gruinfer_plan *p)
     int64_t gruinfer_plan_width(const gruinfer_plan *p, int32_t k)

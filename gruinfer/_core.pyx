@@ -10,20 +10,21 @@ from .errors import InvalidArgument, InvalidModel, KernelUnavailable
 
 cnp.import_array()
 
-# The one table from C status codes to Python exceptions; `model` picks the
-# class for statuses that mean "bad model" when raised while loading.
+# The one table from C status codes to Python exceptions: the short name every raised
+# exception carries as its `status` attribute, the class, and the class for statuses that mean
+# "bad model" when raised while loading (`model`).
 _STATUS = {
-    GRUINFER_E_NULL: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_SIZE: (InvalidArgument, InvalidModel),
-    GRUINFER_E_ATTR: (InvalidArgument, InvalidModel),
-    GRUINFER_E_ACTIVATION: (InvalidModel, InvalidModel),
-    GRUINFER_E_NOMEM: (MemoryError, MemoryError),
-    GRUINFER_E_SEQLEN: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_NONFINITE: (InvalidArgument, InvalidModel),
-    GRUINFER_E_KERNEL: (KernelUnavailable, KernelUnavailable),
-    GRUINFER_E_PLAN: (InvalidModel, InvalidModel),
-    GRUINFER_E_SLOT: (InvalidArgument, InvalidArgument),
-    GRUINFER_E_INDEX: (InvalidArgument, InvalidArgument),
+    GRUINFER_E_NULL: ("null", InvalidArgument, InvalidArgument),
+    GRUINFER_E_SIZE: ("size", InvalidArgument, InvalidModel),
+    GRUINFER_E_ATTR: ("attr", InvalidArgument, InvalidModel),
+    GRUINFER_E_ACTIVATION: ("activation", InvalidModel, InvalidModel),
+    GRUINFER_E_NOMEM: ("nomem", MemoryError, MemoryError),
+    GRUINFER_E_SEQLEN: ("seqlen", InvalidArgument, InvalidArgument),
+    GRUINFER_E_NONFINITE: ("nonfinite", InvalidArgument, InvalidModel),
+    GRUINFER_E_KERNEL: ("kernel", KernelUnavailable, KernelUnavailable),
+    GRUINFER_E_PLAN: ("plan", InvalidModel, InvalidModel),
+    GRUINFER_E_SLOT: ("slot", InvalidArgument, InvalidArgument),
+    GRUINFER_E_INDEX: ("index", InvalidArgument, InvalidArgument),
 }
 
 # BINARY step operators by name (gruinfer_binary_op).
@@ -31,28 +32,37 @@ BINARY_OPS = {"add": GRUINFER_BINARY_ADD, "sub": GRUINFER_BINARY_SUB, "mul": GRU
               "div": GRUINFER_BINARY_DIV, "rsub": GRUINFER_BINARY_RSUB, "rdiv": GRUINFER_BINARY_RDIV}
 
 
-# Short names of the statuses, set as the raised error's `status`.
-_STATUS_NAMES = {
-    GRUINFER_E_NULL: "null", GRUINFER_E_SIZE: "size", GRUINFER_E_ATTR: "attr",
-    GRUINFER_E_ACTIVATION: "activation", GRUINFER_E_NOMEM: "nomem", GRUINFER_E_SEQLEN: "seqlen",
-    GRUINFER_E_NONFINITE: "nonfinite", GRUINFER_E_KERNEL: "kernel", GRUINFER_E_PLAN: "plan",
-    GRUINFER_E_SLOT: "slot", GRUINFER_E_INDEX: "index",
-}
+# Plan step kinds by name, read once from C (a new kind needs no change here).
+cdef dict _read_step_kinds():
+    kinds = {}
+    cdef int32_t k = 0
+    cdef const char *name = gruinfer_step_kind_name(k)
+    while name != NULL:
+        kinds[name.decode()] = k
+        k += 1
+        name = gruinfer_step_kind_name(k)
+    return kinds
+
+
+STEP_KINDS = _read_step_kinds()
+
+
+cdef str status_text(gruinfer_status s):
+    return gruinfer_status_text(s).decode()
+
+
+cdef int fail(gruinfer_status s, str message, bint model) except -1:
+    """Raise the exception of status s (see _STATUS) with this message and its status name."""
+    name, cls, model_cls = _STATUS.get(s, (None, RuntimeError, RuntimeError))
+    e = (model_cls if model else cls)(message)
+    e.status = name
+    raise e
 
 
 cdef int check(gruinfer_status s, str what, bint model=False) except -1:
     if s == GRUINFER_OK:
         return 0
-    text = gruinfer_status_text(s).decode()
-    cls = _STATUS.get(s, (RuntimeError, RuntimeError))[1 if model else 0]
-    err = cls(f"{what}: {text}")
-    err.status = _STATUS_NAMES.get(s)
-    raise err
-
-
-def ids_to_float(x):
-    """Token ids as float32 (clamped to +-2^25: out of every table's range stays out)."""
-    return np.clip(np.asarray(x), -(1 << 25), 1 << 25).astype(np.float32)
+    return fail(s, f"{what}: {status_text(s)}", model)
 
 
 def kernel_names():
@@ -96,6 +106,33 @@ cdef inline bint shape_is(object a, int nd, const cnp.npy_intp *dims):
         if got[i] != dims[i]:
             return False
     return True
+
+
+cdef inline bint is_c_ids(object a):
+    """a is an array of native int32 or int64 (what gruinfer_ids_to_float reads)."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_ISSIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) in (4, 8))
+
+
+def ids_to_float(x):
+    """Token ids (an int32 or int64 array of any shape) as a new float32 C-contiguous array of
+    that shape, clamped to +-2^25 so an id out of range stays out of every table's range;
+    converted in C with the GIL released."""
+    if not is_c_ids(x):
+        raise TypeError("token ids must be an int32 or int64 array")
+    cdef cnp.ndarray src = cnp.PyArray_GETCONTIGUOUS(<cnp.ndarray>x)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
+                                             cnp.NPY_FLOAT32, 0)
+    cdef const void *ip = cnp.PyArray_DATA(src)
+    cdef int32_t elem = <int32_t>cnp.PyArray_ITEMSIZE(src)
+    cdef int64_t n = cnp.PyArray_SIZE(src)
+    cdef float *op = fdata(out)
+    cdef gruinfer_status s
+    with nogil:
+        s = gruinfer_ids_to_float(ip, elem, n, op)
+    check(s, "token ids")
+    return out
 
 
 cdef gruinfer_activation make_act(tuple a):
@@ -186,24 +223,51 @@ cdef class Gru:
         return Y, Yh
 
 
-cdef inline const float *f32_vec(object a, str what) except? NULL:
-    """Data of a float32 C-contiguous array (None: NULL); anything else is refused."""
-    if a is None:
-        return NULL
-    if not is_f32_c(a):
-        raise TypeError(f"{what} must be a C-contiguous float32 array")
-    return fdata(<cnp.ndarray>a)
+cdef int fill_step(gruinfer_step *c, int32_t i, object step, list held) except -1:
+    """Copy one step object into c, field by field; the arrays of its tables go into held
+    (alive until C has copied them)."""
+    kind = STEP_KINDS.get(step.kind)
+    if kind is None:
+        raise ValueError(f"plan step {i}: unknown kind {step.kind!r}; the C plan knows "
+                         + ", ".join(STEP_KINDS))
+    ints, floats, tables = tuple(step.ints), tuple(step.floats), tuple(step.tables)
+    if (len(ints) > GRUINFER_STEP_INTS or len(floats) > GRUINFER_STEP_FLOATS
+            or len(tables) > GRUINFER_STEP_TABLES):
+        raise TypeError(f"plan step {i} ({step.kind}): at most {GRUINFER_STEP_INTS} ints, "
+                        f"{GRUINFER_STEP_FLOATS} floats and {GRUINFER_STEP_TABLES} tables")
+    c.kind = kind
+    c.input = step.input
+    c.input2 = step.input2
+    c.gru = NULL if step.layer is None else (<Gru?>step.layer).ptr
+    cdef int j
+    for j in range(len(ints)):
+        c.ints[j] = ints[j]
+    for j in range(len(floats)):
+        c.floats[j] = floats[j]
+    for j in range(len(tables)):
+        if tables[j] is None:
+            continue
+        if not is_f32_c(tables[j]):
+            raise TypeError(f"plan step {i} ({step.kind}): table {j} must be a C-contiguous "
+                            "float32 array")
+        held.append(tables[j])
+        c.tables[j] = fdata(tables[j])
+        c.table_len[j] = cnp.PyArray_SIZE(<cnp.ndarray>tables[j])
+    return 0
 
 
 cdef class Plan:
-    """Frame-wise steps for streams.  steps (tuples; `input`, `input2`: 0 the plan input, k the
-    output of step k-1; arrays float32 C-contiguous, copied by C):
-      ("gru", input, Gru)                  ("dense", input, W [out, in], b [out] or None)
-      ("act", input, (kind, alpha, beta))  ("softmax", input)   ("logsoftmax", input)
-      ("layernorm", input, scale [w], bias [w] or None, eps)
-      ("binary", input, op, input2)        ("binary", input, op, constant [w])
-           op: a key of BINARY_OPS ("rsub": b - a, "rdiv": b / a)
-      ("clip", input, lo, hi)              ("embed", 0, table [V, D]): the plan input holds ids
+    """Frame-wise steps for streams, checked and copied by C (src_c/gru.h says what each kind
+    reads).  steps: objects copied 1:1 into C's generic step, with the attributes
+      kind     a C step kind name (a key of STEP_KINDS)
+      input    0: the plan input; k >= 1: the output of step k-1
+      input2   a second buffer, as input, or -1: none
+      layer    the Gru of a "gru" step, else None
+      ints     a tuple of at most GRUINFER_STEP_INTS ints; floats: of at most
+               GRUINFER_STEP_FLOATS numbers
+      tables   a tuple of at most GRUINFER_STEP_TABLES entries, each None or a float32
+               C-contiguous array of any shape (its size is the table's length)
+      rule     a short text of the sizes the tables need, added to the error of a refused step
     """
     cdef gruinfer_plan *ptr
     cdef readonly list steps
@@ -217,86 +281,25 @@ cdef class Plan:
         memset(cs, 0, max(n, 1) * sizeof(gruinfer_step))
         self.steps = steps
         self.input_width = input_width
-        cdef int32_t i
+        cdef int32_t i, bad = -1
         cdef gruinfer_status s
         cdef bytes kname = kernel.encode() if kernel else None
         cdef const char *kp = NULL if kname is None else <const char *>kname
-        widths = [input_width]  # buffer widths as the steps make them: sizes the constants C copies
+        held = []
         try:
             for i in range(n):
-                kind, inp = steps[i][0], steps[i][1]
-                cs[i].input = inp
-                cs[i].input2 = -1
-                w = widths[inp] if isinstance(inp, (int, np.integer)) and 0 <= inp <= i else None
-                if kind == "gru":
-                    cs[i].kind = GRUINFER_STEP_GRU
-                    cs[i].gru = (<Gru>steps[i][2]).ptr
-                elif kind == "dense":
-                    W, b = steps[i][2], steps[i][3]
-                    if not is_f32_c(W) or (b is not None and not is_f32_c(b)):
-                        raise TypeError("dense weights must be C-contiguous float32")
-                    cs[i].kind = GRUINFER_STEP_DENSE
-                    cs[i].out_width = W.shape[0]
-                    cs[i].weight = fdata(W)
-                    cs[i].bias = NULL if b is None else fdata(b)
-                elif kind == "act":
-                    cs[i].kind = GRUINFER_STEP_ACT
-                    cs[i].act = make_act(steps[i][2])
-                elif kind == "softmax":
-                    cs[i].kind = GRUINFER_STEP_SOFTMAX
-                elif kind == "logsoftmax":
-                    cs[i].kind = GRUINFER_STEP_LOGSOFTMAX
-                elif kind == "layernorm":
-                    cs[i].kind = GRUINFER_STEP_LAYERNORM
-                    if steps[i][2] is None:
-                        raise TypeError("layernorm scale must be a float32 array")
-                    cs[i].weight = f32_vec(steps[i][2], "layernorm scale")
-                    cs[i].bias = f32_vec(steps[i][3], "layernorm bias")
-                    for a in steps[i][2:4]:
-                        if a is not None and a.size != w:
-                            raise InvalidModel(f"plan step {i} (layernorm): scale and bias need "
-                                               f"the input width {w} values, got {a.size}")
-                    cs[i].eps = steps[i][4]
-                elif kind == "binary":
-                    cs[i].kind = GRUINFER_STEP_BINARY
-                    if steps[i][2] not in BINARY_OPS:
-                        raise ValueError(f"unknown binary op {steps[i][2]!r}")
-                    cs[i].op = BINARY_OPS[steps[i][2]]
-                    other = steps[i][3]
-                    if isinstance(other, (int, np.integer)):
-                        if other < 0:
-                            raise InvalidModel(f"plan step {i} (binary): second operand {other} "
-                                               "is not a buffer")
-                        cs[i].input2 = other
-                    else:
-                        cs[i].weight = f32_vec(other, "binary constant")
-                        if cs[i].weight == NULL:
-                            raise TypeError("binary needs a second buffer index or a constant")
-                        if other.size != w:
-                            raise InvalidModel(f"plan step {i} (binary): the constant needs "
-                                               f"the input width {w} values, got {other.size}")
-                elif kind == "clip":
-                    cs[i].kind = GRUINFER_STEP_CLIP
-                    cs[i].lo = steps[i][2]
-                    cs[i].hi = steps[i][3]
-                elif kind == "embed":
-                    T = steps[i][2]
-                    if not is_f32_c(T) or T.ndim != 2:
-                        raise TypeError("an embedding table must be a C-contiguous float32 [V, D] array")
-                    cs[i].kind = GRUINFER_STEP_EMBED
-                    cs[i].rows = T.shape[0]
-                    cs[i].out_width = T.shape[1]
-                    cs[i].weight = fdata(T)
-                else:
-                    raise ValueError(f"unknown plan step {kind!r}")
-                widths.append(steps[i][2].hidden_size if kind == "gru" else
-                              steps[i][2].shape[0] if kind == "dense" else
-                              None if w is None else w * steps[i][2].shape[1] if kind == "embed" else w)
+                fill_step(&cs[i], i, steps[i], held)
             with nogil:
-                s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr)
-            check(s, "plan", model=True)
+                s = gruinfer_plan_create(input_width, cs, n, kp, &self.ptr, &bad)
         finally:
             free(cs)
+        if s == GRUINFER_OK:
+            return
+        if bad < 0:
+            check(s, "plan", model=True)
+        rule = getattr(steps[bad], "rule", None)
+        fail(s, f"plan step {bad} ({steps[bad].kind}): {status_text(s)}"
+             + (f" ({rule})" if rule else ""), True)
 
     def __dealloc__(self):
         gruinfer_plan_free(self.ptr)
@@ -318,7 +321,7 @@ cdef class StreamCore:
     # step(): which step's output it returns, and the frame shapes it takes and gives
     cdef int32_t step_out
     cdef int64_t in_w, out_w
-    cdef tuple frame_in_shape, frame_out_shape
+    cdef readonly tuple frame_in_shape, frame_out_shape
     cdef cnp.npy_intp in_dims[8]
     cdef cnp.npy_intp out_dims[8]
     cdef int in_nd, out_nd
@@ -361,18 +364,18 @@ cdef class StreamCore:
         free(self.o_sn)
 
     def _coerce_frame(self, x):
-        """Slow path of step(): a subclass converts the frame to float32 C-contiguous or says
-        what is wrong (the Python layer owns the messages)."""
-        raise TypeError("a StreamCore subclass must convert frames (_coerce_frame)")
+        """Slow path of step(), for a frame that is not float32 C-contiguous of frame_in_shape
+        (nor, with ids_input, such an int32/int64 frame): a subclass converts it or says what is
+        wrong (gruinfer.stream.Stream does)."""
+        raise TypeError(f"step input must be a C-contiguous float32 array of shape "
+                        f"{self.frame_in_shape}; a subclass of StreamCore must provide "
+                        "_coerce_frame to convert others")
 
     cdef object _id_frame(self, x):
-        """An int64/int32 frame of token ids as float32 (clamped to +-2^25, still out of any
-        table's range), or None when x is not such a frame."""
-        if not (cnp.PyArray_Check(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+        """A C-contiguous int32/int64 frame of token ids as float32 (gruinfer_ids_to_float), or
+        None when x is not such a frame."""
+        if not (is_c_ids(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
                 and cnp.PyArray_NDIM(<cnp.ndarray>x) == self.in_nd):
-            return None
-        cdef int typ = cnp.PyArray_TYPE(<cnp.ndarray>x)
-        if typ != cnp.NPY_INT64 and typ != cnp.NPY_INT32:
             return None
         cdef int i
         for i in range(self.in_nd):
@@ -380,14 +383,9 @@ cdef class StreamCore:
                 return None
         if self.id_frame is None:
             self.id_frame = cnp.PyArray_EMPTY(self.in_nd, self.in_dims, cnp.NPY_FLOAT32, 0)
-        cdef float *dst = fdata(self.id_frame)
-        cdef cnp.npy_intp n = cnp.PyArray_SIZE(<cnp.ndarray>x), j
-        cdef const long long *src64 = <const long long *>cnp.PyArray_DATA(<cnp.ndarray>x)
-        cdef const int *src32 = <const int *>cnp.PyArray_DATA(<cnp.ndarray>x)
-        cdef long long v
-        for j in range(n):
-            v = src64[j] if typ == cnp.NPY_INT64 else src32[j]
-            dst[j] = <float>(v if -33554432 <= v <= 33554432 else (33554432 if v > 0 else -33554432))
+        gruinfer_ids_to_float(cnp.PyArray_DATA(<cnp.ndarray>x),
+                              <int32_t>cnp.PyArray_ITEMSIZE(<cnp.ndarray>x),
+                              cnp.PyArray_SIZE(<cnp.ndarray>x), fdata(self.id_frame))
         return self.id_frame
 
     def step(self, x, out=None):

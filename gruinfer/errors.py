@@ -1,12 +1,16 @@
 """errors.py: the exception hierarchy every gruinfer failure maps to."""
+from typing import Optional
 
 
 class GruinferError(Exception):
     """Base class of every error gruinfer raises on purpose.
 
-    status: for an error the C core reported, its status by a short name ("nonfinite", "size",
-    "index", ...; see _core.pyx), so callers tell why without reading the message; else None."""
-    status = None
+    status: for an error the C core reported, the short name of its status ("null", "size",
+    "attr", "activation", "nomem", "seqlen", "nonfinite", "kernel", "plan", "slot", "index"),
+    so callers can tell why without reading the message; None for errors raised in Python.
+    (A MemoryError from the C core carries the attribute too.)"""
+
+    status: Optional[str] = None
 
 
 class InvalidModel(GruinferError, ValueError):

@@ -18,6 +18,16 @@ class ChunkOut(NamedTuple):
     n_stride: int
 
 
+def _id_floats(x):
+    """Integer token ids as the float32 the C plan reads (C clamps them out of every table's
+    range: _core.ids_to_float); other integer dtypes become int64 first, saturated, not wrapped."""
+    if x.dtype == np.uint64:
+        x = np.minimum(x, np.iinfo(np.int64).max)
+    if x.dtype not in (np.int32, np.int64):
+        x = x.astype(np.int64)
+    return _core.ids_to_float(x)
+
+
 def _frame_shape(axes, n):
     """Shape of one frame of a value: its axes with time removed and batch set to n (a merged
     time-and-batch row axis holds n rows per frame)."""
@@ -178,8 +188,8 @@ class Stream(_StreamBase, _core.StreamCore):
         if self._low.in_ids:
             x = np.asarray(x)
             if x.dtype.kind in "iu":
-                x = _core.ids_to_float(x)
-        return coerce_float(x, "step input", _frame_shape(self._low.in_axes, self.batch_size))
+                x = _id_floats(x)
+        return coerce_float(x, "step input", self.frame_in_shape)
 
     def _get(self, i):
         return self._get_state(self._low.grus[i].step, self._low.grus[i].hidden)
@@ -199,7 +209,7 @@ class Stream(_StreamBase, _core.StreamCore):
         names, feeds = self._check_feeds(output_names, input_feed)
         x = feeds[low.time_input]
         if low.in_ids:
-            x = coerce_float(_core.ids_to_float(x) if x.dtype.kind in "iu" else x,
+            x = coerce_float(_id_floats(x) if x.dtype.kind in "iu" else x,
                              f"input {low.time_input!r}")
         n, T = low.in_axes.index("N"), low.frames(x)
         x_st = x.strides[low.in_axes.index("T")] // 4 if "T" in low.in_axes else 0

@@ -126,28 +126,57 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
 /* ---- plans: frame-wise steps that streams run --------------------------- */
 /* Every step reads one frame row of `input` (width w = the width of that
  * buffer) and writes one row of its own output buffer.  Everything is checked
- * once by gruinfer_plan_create; running a step never allocates and never fails. */
+ * once by gruinfer_plan_create; running a step never allocates and never fails.
+ *
+ * A step is one generic struct (gruinfer_step below): a kind, its buffers and
+ * the kind's integers, numbers and constant tables in fixed arrays, so a new
+ * kind needs no new field.  What each kind reads (fields a kind does not read
+ * are ignored):
+ *   GRU         gru: a forward layer (D = 1) whose input size I is w.  Out [H].
+ *   DENSE       ints[0] = O, the out width; tables[0] = W [O, w] row-major
+ *               (len O*w); tables[1] = bias [O] or NULL.  out = in . W^T + b.
+ *   ACT         ints[0] = gruinfer_act_kind; floats[0] = alpha, floats[1] = beta.
+ *               out = act(in), element-wise.
+ *   SOFTMAX     nothing.  out = exp(in - max) / sum(exp(in - max)) over the row.
+ *   LOGSOFTMAX  nothing.  out = in - max - log(sum(exp(in - max))) over the row.
+ *   LAYERNORM   floats[0] = eps (finite, >= 0); tables[0] = scale [w];
+ *               tables[1] = bias [w] or NULL.
+ *               out = (in - mean) / sqrt(var + eps) * scale + bias over the row.
+ *   BINARY      ints[0] = gruinfer_binary_op.  input2 >= 0: b is that buffer (of
+ *               width w, as `input`: an earlier one); input2 < 0: b is the
+ *               constant tables[0] [w].  out = a op b element-wise, a = `input`.
+ *   CLIP        floats[0] = lo, floats[1] = hi (-/+Inf allowed, never NaN).
+ *               out = min(max(in, lo), hi); NaN kept; lo > hi gives hi (as
+ *               ONNX Clip and numpy.clip).
+ *   EMBED       ints[0] = V, the table's rows (<= GRUINFER_MAX_IDS); ints[1] = D,
+ *               its row width; tables[0] = the table [V, D] (len V*D).  `input`
+ *               must be 0 (the plan input), whose w values are token ids stored
+ *               as float32 integers (see gruinfer_ids_to_float).  out [w * D]:
+ *               the rows id of the table.  Ids may be negative as in ONNX Gather:
+ *               id in [-V, V), -1 the last row.  gruinfer_stream_run refuses any
+ *               other value (non-integer, NaN, out of range) with GRUINFER_E_INDEX
+ *               before any state changes.
+ * Tables are checked against what the kind needs, from the widths the plan
+ * computes: a table_len that differs is GRUINFER_E_SIZE; a required table
+ * missing, or a non-zero table_len with a NULL table, is GRUINFER_E_NULL; a
+ * table given to a kind (or a slot) that reads none is GRUINFER_E_PLAN; a table
+ * holding NaN or Inf is GRUINFER_E_NONFINITE.  Every table is copied. */
 typedef enum {
-    GRUINFER_STEP_GRU = 0,        /* forward GRU layer (D = 1): in [I] -> out [H], stateful */
-    GRUINFER_STEP_DENSE = 1,      /* out = in . W^T + b: W [out_width, in_width], b [out_width] or NULL */
-    GRUINFER_STEP_ACT = 2,        /* out = act(in), element-wise */
-    GRUINFER_STEP_SOFTMAX = 3,    /* out = exp(in - max) / sum(exp(in - max)) over the row */
-    GRUINFER_STEP_LOGSOFTMAX = 4, /* out = in - max - log(sum(exp(in - max))) over the row */
-    GRUINFER_STEP_LAYERNORM = 5,  /* out = (in - mean) / sqrt(var + eps) * weight + bias over the
-                                   * row: weight [w] (scale), bias [w] or NULL, eps >= 0 finite */
-    GRUINFER_STEP_BINARY = 6,     /* out = a op b element-wise, a = buffer `input`; b = buffer
-                                   * `input2` (same width), or when input2 < 0 the constant
-                                   * vector `weight` [w]; op: gruinfer_binary_op */
-    GRUINFER_STEP_CLIP = 7,       /* out = min(max(in, lo), hi); NaN kept; lo, hi may be -/+Inf,
-                                   * never NaN; lo > hi gives hi (as ONNX Clip / numpy.clip) */
-    GRUINFER_STEP_EMBED = 8       /* embedding lookup: `input` must be 0 (the plan input), whose w
-                                   * values are token ids stored as float32 integers; out [w * D]
-                                   * = rows id of the table `weight` [rows = V, out_width = D]
-                                   * (V <= GRUINFER_MAX_IDS).  Ids may be negative as in ONNX
-                                   * Gather: id in [-V, V), -1 the last row.  gruinfer_stream_run
-                                   * refuses any other value (non-integer, NaN, out of range)
-                                   * with GRUINFER_E_INDEX before any state changes. */
+    GRUINFER_STEP_GRU = 0,        /* a forward GRU layer: stateful */
+    GRUINFER_STEP_DENSE = 1,      /* out = in . W^T + b */
+    GRUINFER_STEP_ACT = 2,        /* out = act(in) */
+    GRUINFER_STEP_SOFTMAX = 3,
+    GRUINFER_STEP_LOGSOFTMAX = 4,
+    GRUINFER_STEP_LAYERNORM = 5,
+    GRUINFER_STEP_BINARY = 6,     /* out = a op b */
+    GRUINFER_STEP_CLIP = 7,
+    GRUINFER_STEP_EMBED = 8,      /* embedding lookup of token ids */
+    GRUINFER_STEP_COUNT = 9
 } gruinfer_step_kind;
+
+/* The kind's name ("gru", "dense", "act", "softmax", "logsoftmax", "layernorm",
+ * "binary", "clip", "embed"; static storage), NULL for an unknown kind. */
+const char *gruinfer_step_kind_name(int32_t kind);
 
 typedef enum {
     GRUINFER_BINARY_ADD = 0,  /* a + b */
@@ -162,28 +191,110 @@ typedef enum {
 /* Token ids travel as float32: every integer up to 2^24 is exact. */
 #define GRUINFER_MAX_IDS ((int64_t)1 << 24)
 
-/* Set the fields a kind reads; zero the rest (memset).  Tables are copied. */
+/* out[i] = ids[i] as float32 for n ids of elem_bytes bytes each (4: int32,
+ * 8: int64; else GRUINFER_E_ATTR), clamped to [-2^25, 2^25]: an id out of
+ * range stays out of every table's range.  NULL ids or out: GRUINFER_E_NULL;
+ * n < 0: GRUINFER_E_SIZE. */
+gruinfer_status gruinfer_ids_to_float(const void *ids, int32_t elem_bytes, int64_t n,
+                                      float *out);
+
+#define GRUINFER_STEP_INTS 8
+#define GRUINFER_STEP_FLOATS 4
+#define GRUINFER_STEP_TABLES 2
+
 typedef struct {
-    int32_t kind;              /* gruinfer_step_kind */
-    int32_t input;             /* 0: the plan input; k >= 1: the output of step k-1 */
-    const gruinfer_gru *gru;   /* STEP_GRU (borrowed) */
-    int64_t out_width;         /* STEP_DENSE: out width; STEP_EMBED: D, the table's row width */
-    const float *weight;       /* DENSE: W; LAYERNORM: scale [w]; BINARY: constant [w] when
-                                * input2 < 0; EMBED: table [rows, out_width] */
-    const float *bias;         /* STEP_DENSE and STEP_LAYERNORM, may be NULL */
-    gruinfer_activation act;   /* STEP_ACT */
-    int32_t input2;            /* STEP_BINARY: second operand, as `input`; < 0: `weight` */
-    int32_t op;                /* STEP_BINARY: gruinfer_binary_op */
-    int64_t rows;              /* STEP_EMBED: V, rows of the table */
-    float eps;                 /* STEP_LAYERNORM */
-    float lo, hi;              /* STEP_CLIP */
+    int32_t kind;                               /* gruinfer_step_kind */
+    int32_t input;                              /* 0: the plan input; k >= 1: the output of step k-1 */
+    int32_t input2;                             /* a second operand buffer (as input), or -1: none */
+    const gruinfer_gru *gru;                    /* STEP_GRU: the layer (borrowed) */
+    int64_t ints[GRUINFER_STEP_INTS];           /* the kind's integers (table above) */
+    float floats[GRUINFER_STEP_FLOATS];         /* the kind's numbers */
+    const float *tables[GRUINFER_STEP_TABLES];  /* the kind's constant arrays: copied at creation */
+    int64_t table_len[GRUINFER_STEP_TABLES];    /* floats in tables[i]; 0 when tables[i] is NULL */
 } gruinfer_step;
+
+/* Constructors: a step of each kind with every other field zero (input2 -1).
+ * Table lengths come from the sizes the caller states (0 for a NULL table). */
+static inline gruinfer_step gruinfer_step_of(int32_t kind, int32_t input)
+{
+    const gruinfer_step s = {kind, input, -1, 0, {0}, {0}, {0}, {0}};
+    return s;
+}
+static inline gruinfer_step gruinfer_step_gru(int32_t input, const gruinfer_gru *m)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_GRU, input);
+    s.gru = m;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_dense(int32_t input, int64_t in_width, int64_t out_width,
+                                                const float *W, const float *b)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_DENSE, input);
+    s.ints[0] = out_width;
+    s.tables[0] = W, s.table_len[0] = W ? out_width * in_width : 0;
+    s.tables[1] = b, s.table_len[1] = b ? out_width : 0;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_act(int32_t input, gruinfer_activation a)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_ACT, input);
+    s.ints[0] = a.kind, s.floats[0] = a.alpha, s.floats[1] = a.beta;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_softmax(int32_t input)
+{
+    return gruinfer_step_of(GRUINFER_STEP_SOFTMAX, input);
+}
+static inline gruinfer_step gruinfer_step_logsoftmax(int32_t input)
+{
+    return gruinfer_step_of(GRUINFER_STEP_LOGSOFTMAX, input);
+}
+static inline gruinfer_step gruinfer_step_layernorm(int32_t input, int64_t width,
+                                                    const float *scale, const float *bias,
+                                                    float eps)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_LAYERNORM, input);
+    s.floats[0] = eps;
+    s.tables[0] = scale, s.table_len[0] = scale ? width : 0;
+    s.tables[1] = bias, s.table_len[1] = bias ? width : 0;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_binary(int32_t input, int32_t op, int32_t input2)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_BINARY, input);
+    s.ints[0] = op, s.input2 = input2;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_binary_const(int32_t input, int32_t op, int64_t width,
+                                                       const float *c)
+{
+    gruinfer_step s = gruinfer_step_binary(input, op, -1);
+    s.tables[0] = c, s.table_len[0] = c ? width : 0;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_clip(int32_t input, float lo, float hi)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_CLIP, input);
+    s.floats[0] = lo, s.floats[1] = hi;
+    return s;
+}
+static inline gruinfer_step gruinfer_step_embed(int64_t rows, int64_t d, const float *table)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_EMBED, 0);
+    s.ints[0] = rows, s.ints[1] = d;
+    s.tables[0] = table, s.table_len[0] = table ? rows * d : 0;
+    return s;
+}
 
 typedef struct gruinfer_plan gruinfer_plan;
 
+/* A plan of n_steps steps (1 to 4096) over input frames of input_width floats.
+ * On failure *out is NULL and, when bad_step is not NULL, *bad_step is the index
+ * of the step refused, or -1 when the failure is not one step's (input_width,
+ * n_steps, kernel, a NULL steps or out, memory for the plan itself). */
 gruinfer_status gruinfer_plan_create(int64_t input_width, const gruinfer_step *steps,
-                                     int32_t n_steps, const char *kernel,
-                                     gruinfer_plan **out);
+                                     int32_t n_steps, const char *kernel, gruinfer_plan **out,
+                                     int32_t *bad_step);
 void gruinfer_plan_free(gruinfer_plan *p);
 int32_t gruinfer_plan_steps(const gruinfer_plan *p);
 int64_t gruinfer_plan_width(const gruinfer_plan *p, int32_t k); /* k = 0: input; k >= 1: step k-1 output */

@@ -1,4 +1,4 @@
-/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation (the frame-wise step bodies live here). */
+/* gru_stream.c: per-stream state and scratch for a plan; advances N slots by a chunk of frames with no allocation (GRU steps here, the stateless steps in plan_ops.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +33,7 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
     for (int32_t k = 0; k <= n; k++)
         per_frame += gruinfer_round_up(gruinfer_plan_width(p, k), GRUINFER_PAD);
     for (int32_t k = 0; k < n; k++) {
-        const gruinfer_gru *m = p->steps[k].gru;
+        const gruinfer_gru *m = p->steps[k].s.gru;
         if (!m)
             continue;
         states += N * m->Hp;
@@ -69,9 +69,9 @@ gruinfer_status gruinfer_stream_create(const gruinfer_plan *p, int64_t N, gruinf
         cur += TB * N * ld[k];
     }
     for (int32_t k = 0; k < n; k++)
-        if (p->steps[k].gru) {
+        if (p->steps[k].s.gru) {
             s->h[k] = cur;
-            cur += N * p->steps[k].gru->Hp;
+            cur += N * p->steps[k].s.gru->Hp;
         }
     s->xp = cur, cur += TB * N * xpw;
     s->scratch = cur, cur += cell;
@@ -88,86 +88,6 @@ void gruinfer_stream_free(gruinfer_stream *s)
     free(s->buf);
     free(s->ld);
     free(s);
-}
-
-static void softmax_rows(const float *in, int64_t ldi, float *out, int64_t ldo, int64_t rows,
-                         int64_t w, int log_form)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        float *y = out + r * ldo;
-        float mx = x[0];
-        for (int64_t i = 1; i < w; i++)
-            mx = x[i] > mx ? x[i] : mx;
-        double sum = 0.0;
-        if (log_form) {
-            for (int64_t i = 0; i < w; i++) {
-                y[i] = x[i] - mx;
-                sum += exp((double)y[i]);
-            }
-            const float ls = (float)log(sum);
-            for (int64_t i = 0; i < w; i++)
-                y[i] -= ls;
-        } else {
-            for (int64_t i = 0; i < w; i++) {
-                y[i] = expf(x[i] - mx);
-                sum += y[i];
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int64_t i = 0; i < w; i++)
-                y[i] *= inv;
-        }
-    }
-}
-
-static void layernorm_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi,
-                           float *out, int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        float *y = out + r * ldo;
-        double mean = 0.0, var = 0.0;
-        for (int64_t i = 0; i < w; i++)
-            mean += x[i];
-        mean /= (double)w;
-        for (int64_t i = 0; i < w; i++)
-            var += ((double)x[i] - mean) * ((double)x[i] - mean);
-        const double inv = 1.0 / sqrt(var / (double)w + (double)st->eps);
-        for (int64_t i = 0; i < w; i++)
-            y[i] = (float)(((double)x[i] - mean) * inv) * st->Wp[i] + (st->b ? st->b[i] : 0.0f);
-    }
-}
-
-static void binary_rows(const gruinfer_plan_step *st, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float *out, int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = a + r * lda, *c = b + r * ldb;
-        float *y = out + r * ldo;
-        switch (st->op) {
-        case GRUINFER_BINARY_ADD: for (int64_t i = 0; i < w; i++) y[i] = x[i] + c[i]; break;
-        case GRUINFER_BINARY_SUB: for (int64_t i = 0; i < w; i++) y[i] = x[i] - c[i]; break;
-        case GRUINFER_BINARY_MUL: for (int64_t i = 0; i < w; i++) y[i] = x[i] * c[i]; break;
-        case GRUINFER_BINARY_DIV: for (int64_t i = 0; i < w; i++) y[i] = x[i] / c[i]; break;
-        case GRUINFER_BINARY_RSUB: for (int64_t i = 0; i < w; i++) y[i] = c[i] - x[i]; break;
-        case GRUINFER_BINARY_RDIV: for (int64_t i = 0; i < w; i++) y[i] = c[i] / x[i]; break;
-        }
-    }
-}
-
-/* Rows of token ids (already checked) to the concatenated table rows. */
-static void embed_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi, float *out,
-                       int64_t ldo, int64_t rows)
-{
-    const int64_t w = st->in_w, D = st->d, V = st->rows;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t i = 0; i < w; i++) {
-            int64_t id = (int64_t)in[r * ldi + i];
-            id = id < 0 ? id + V : id;
-            memcpy(out + r * ldo + i * D, st->Wp + id * D, (size_t)D * sizeof(float));
-        }
 }
 
 /* A block of a GRU step shares the work with a team (started per call) when
@@ -187,7 +107,7 @@ static void gru_block_share(void *arg, const gruinfer_team *tm)
 {
     const gru_block *b = arg;
     gruinfer_stream *s = b->s;
-    const gruinfer_gru *m = s->p->steps[b->k].gru;
+    const gruinfer_gru *m = s->p->steps[b->k].s.gru;
     const int tid = tm ? tm->tid : 0, threads = tm ? tm->n : 1;
     const int64_t N = s->N, Hp = m->Hp, w = 3 * Hp, rows = b->tb * N;
     const int64_t r0 = rows * tid / threads, r1 = rows * (tid + 1) / threads;
@@ -207,58 +127,39 @@ static void gru_block_share(void *arg, const gruinfer_team *tm)
     }
 }
 
-/* Run every step over one block of tb frames already in buf[0]. */
+/* Run every step over one block of tb frames already in buf[0]: GRU steps here (they carry
+ * state and may share the work with a team), the others in plan_ops.c. */
 static void run_block(gruinfer_stream *s, int64_t tb)
 {
     const gruinfer_plan *p = s->p;
     const int64_t N = s->N, rows = tb * N;
     for (int32_t k = 0; k < p->n; k++) {
         const gruinfer_plan_step *st = &p->steps[k];
-        const float *in = s->buf[st->input];
-        const int64_t ldi = s->ld[st->input], ldo = s->ld[k + 1];
+        const float *in = s->buf[st->s.input];
+        const int64_t ldi = s->ld[st->s.input], ldo = s->ld[k + 1];
         float *out = s->buf[k + 1];
-        switch (st->kind) {
-        case GRUINFER_STEP_GRU: {
-            gru_block b = {s, k, in, ldi, tb, out};
-            const gruinfer_gru *m = st->gru;
-            const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
-            gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1,
-                              gru_block_share, &b);
-            break;
+        if (st->s.kind != GRUINFER_STEP_GRU) {
+            const int32_t k2 = st->s.input2; /* < 0: none */
+            gruinfer_plan_op(p, st, in, ldi, k2 < 0 ? NULL : s->buf[k2], k2 < 0 ? 0 : s->ld[k2],
+                             out, ldo, rows);
+            continue;
         }
-        case GRUINFER_STEP_DENSE:
-            p->k->gemm(rows, ldo, st->in_w, in, ldi, st->Wp, st->b, out, ldo);
-            break;
-        case GRUINFER_STEP_ACT:
-            memcpy(out, in, (size_t)(rows * ldo) * sizeof(float));
-            gruinfer_act_apply(p->k, &st->act, out, rows * ldo);
-            break;
-        case GRUINFER_STEP_SOFTMAX:
-        case GRUINFER_STEP_LOGSOFTMAX:
-            softmax_rows(in, ldi, out, ldo, rows, st->in_w, st->kind == GRUINFER_STEP_LOGSOFTMAX);
-            break;
-        case GRUINFER_STEP_LAYERNORM:
-            layernorm_rows(st, in, ldi, out, ldo, rows);
-            break;
-        case GRUINFER_STEP_BINARY:
-            if (st->input2 < 0)
-                binary_rows(st, in, ldi, st->Wp, 0, out, ldo, rows);
-            else
-                binary_rows(st, in, ldi, s->buf[st->input2], s->ld[st->input2], out, ldo, rows);
-            break;
-        case GRUINFER_STEP_CLIP:
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t i = 0; i < st->in_w; i++) {
-                    float v = in[r * ldi + i];
-                    v = v < st->lo ? st->lo : v;
-                    out[r * ldo + i] = v > st->hi ? st->hi : v;
-                }
-            break;
-        case GRUINFER_STEP_EMBED:
-            embed_rows(st, in, ldi, out, ldo, rows);
-            break;
-        }
+        gru_block b = {s, k, in, ldi, tb, out};
+        const gruinfer_gru *m = st->s.gru;
+        const int64_t macs = rows * 3 * m->Hp * (m->I + m->H);
+        gruinfer_team_run(macs >= STREAM_TEAM_MIN_MACS ? gruinfer_threads(m) : 1, gru_block_share,
+                          &b);
     }
+}
+
+/* dst[t, n, 0:w] = src[t, n, 0:w] for t < T, n < N: frame (t, n) at t*st + n*sn floats from
+ * each base, with its own strides. */
+static void copy_frames(float *dst, int64_t d_st, int64_t d_sn, const float *src, int64_t s_st,
+                        int64_t s_sn, int64_t T, int64_t N, int64_t w)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++)
+            memcpy(dst + t * d_st + n * d_sn, src + t * s_st + n * s_sn, (size_t)w * sizeof(float));
 }
 
 gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *x,
@@ -291,79 +192,67 @@ gruinfer_status gruinfer_stream_run(gruinfer_stream *s, int64_t T, const float *
     }
     for (int64_t t0 = 0; t0 < T; t0 += s->TB) {
         const int64_t tb = T - t0 < s->TB ? T - t0 : s->TB;
-        for (int64_t t = 0; t < tb; t++)
-            for (int64_t n = 0; n < N; n++)
-                memcpy(s->buf[0] + (t * N + n) * s->ld[0], x + (t0 + t) * x_st + n * x_sn,
-                       (size_t)I * sizeof(float));
+        copy_frames(s->buf[0], N * s->ld[0], s->ld[0], x + t0 * x_st, x_st, x_sn, tb, N, I);
         run_block(s, tb);
         if (!outs)
             continue;
         for (int32_t k = 0; k < p->n; k++) {
             if (!outs[k])
                 continue;
-            const int64_t w = p->steps[k].out_w, ld = s->ld[k + 1];
-            for (int64_t t = 0; t < tb; t++)
-                for (int64_t n = 0; n < N; n++)
-                    memcpy(outs[k] + (t0 + t) * o_st[k] + n * o_sn[k],
-                           s->buf[k + 1] + (t * N + n) * ld, (size_t)w * sizeof(float));
+            const int64_t ld = s->ld[k + 1];
+            copy_frames(outs[k] + t0 * o_st[k], o_st[k], o_sn[k], s->buf[k + 1], N * ld, ld, tb, N,
+                        p->steps[k].out_w);
         }
     }
     return GRUINFER_OK;
 }
 
-static gruinfer_status gru_step(const gruinfer_stream *s, int32_t k, const gruinfer_gru **m)
+/* The layer of GRU step k, once the stream, k and the state array h are checked. */
+static gruinfer_status state_of(const gruinfer_stream *s, int32_t k, const float *h,
+                                const gruinfer_gru **m)
 {
     if (!s)
         return GRUINFER_E_NULL;
-    if (k < 0 || k >= s->p->n || !s->p->steps[k].gru)
+    if (k < 0 || k >= s->p->n || !s->p->steps[k].s.gru)
         return GRUINFER_E_PLAN;
-    *m = s->p->steps[k].gru;
+    if (!h)
+        return GRUINFER_E_NULL;
+    *m = s->p->steps[k].s.gru;
     return GRUINFER_OK;
 }
 
 gruinfer_status gruinfer_stream_get_state(const gruinfer_stream *s, int32_t k, float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    for (int64_t n = 0; n < s->N; n++)
-        memcpy(h + n * m->H, s->h[k] + n * m->Hp, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    const gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK)
+        copy_frames(h, 0, m->H, s->h[k], 0, m->Hp, 1, s->N, m->H);
+    return st;
 }
 
 gruinfer_status gruinfer_stream_set_state(gruinfer_stream *s, int32_t k, const float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    if (!gruinfer_all_finite(h, s->N * m->H))
-        return GRUINFER_E_NONFINITE;
-    for (int64_t n = 0; n < s->N; n++)
-        memcpy(s->h[k] + n * m->Hp, h + n * m->H, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK && !gruinfer_all_finite(h, s->N * m->H))
+        st = GRUINFER_E_NONFINITE;
+    if (st == GRUINFER_OK)
+        copy_frames(s->h[k], 0, m->Hp, h, 0, m->H, 1, s->N, m->H);
+    return st;
 }
 
 gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, int64_t slot,
                                                const float *h)
 {
     const gruinfer_gru *m;
-    gruinfer_status st = gru_step(s, k, &m);
-    if (st != GRUINFER_OK)
-        return st;
-    if (!h)
-        return GRUINFER_E_NULL;
-    if (slot < 0 || slot >= s->N)
-        return GRUINFER_E_SLOT;
-    if (!gruinfer_all_finite(h, m->H))
-        return GRUINFER_E_NONFINITE;
-    memcpy(s->h[k] + slot * m->Hp, h, (size_t)m->H * sizeof(float));
-    return GRUINFER_OK;
+    gruinfer_status st = state_of(s, k, h, &m);
+    if (st == GRUINFER_OK && (slot < 0 || slot >= s->N))
+        st = GRUINFER_E_SLOT;
+    if (st == GRUINFER_OK && !gruinfer_all_finite(h, m->H))
+        st = GRUINFER_E_NONFINITE;
+    if (st == GRUINFER_OK)
+        memcpy(s->h[k] + slot * m->Hp, h, (size_t)m->H * sizeof(float));
+    return st;
 }
 
 gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n)
@@ -375,7 +264,7 @@ gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, 
             if (slots[i] < 0 || slots[i] >= s->N)
                 return GRUINFER_E_SLOT;
     for (int32_t k = 0; k < s->p->n; k++) {
-        const gruinfer_gru *m = s->p->steps[k].gru;
+        const gruinfer_gru *m = s->p->steps[k].s.gru;
         if (!m)
             continue;
         if (!slots)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src_c"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from cbuild import (IS_X86_64, LINK_FLAGS, ROOT, SRC, BuildFailed, compiler,  # noqa: E402
                     isa_flags, library_sources, setup_py)
 

@@ -115,6 +115,26 @@ def test_exception_hierarchy():
     assert issubclass(KernelUnavailable, GruinferError)
 
 
+def test_errors_from_c_carry_their_status_name():
+    """Callers tell why from `status`, not the message: C statuses have a short name, errors
+    raised in Python None (the class attribute)."""
+    assert GruinferError.status is None and InvalidArgument("x").status is None
+    W = np.ones((1, 3, 2), np.float32)
+    layer = gruinfer._core.Gru(2, 1, 0, 0, None, [(0, 0.0, 0.0)], [(1, 0.0, 0.0)], W,
+                               np.ones((1, 3, 1), np.float32), None, None, "g")
+    X = np.full((2, 1, 2), np.nan, np.float32)
+    with pytest.raises(InvalidArgument) as ei:
+        layer.run(X, 0, None, None, True, True, True, "g")
+    assert ei.value.status == "nonfinite"
+    with pytest.raises(InvalidArgument) as ei:
+        layer.run(X[:, :, :1].copy(), 0, np.array([3], np.int32), None, True, True, False, "g")
+    assert ei.value.status == "seqlen"
+    with pytest.raises(InvalidModel) as ei:
+        gruinfer._core.Gru(2, 1, 0, 2, None, [(0, 0.0, 0.0)], [(1, 0.0, 0.0)], W,
+                           np.ones((1, 3, 1), np.float32), None, None, "g")
+    assert ei.value.status == "attr"
+
+
 def test_valid_model_loads_and_runs():
     """The baseline every error test perturbs is itself valid."""
     sess = gruinfer.InferenceSession(seq_model())

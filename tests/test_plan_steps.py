@@ -5,6 +5,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import gruinfer
 from gruinfer import _core
+from gruinfer.lower import steps as S
 
 T, N, W = 5, 3, 7
 TOL = 1e-5
@@ -14,9 +15,33 @@ def x_data(seed=0, shape=(T, N, W), scale=3.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
+def typed(step):
+    """A step written as a tuple ("layernorm", input, scale, bias, eps), ... as the typed step
+    of gruinfer.lower.steps that lowering emits (its checks included)."""
+    kind, inp, *args = step
+    if kind == "gru":
+        return S.GruStep(inp, *args)
+    if kind == "dense":
+        return S.DenseStep(inp, *args)
+    if kind in ("softmax", "logsoftmax"):
+        return S.SoftmaxStep(inp, log=kind == "logsoftmax")
+    if kind == "layernorm":
+        return S.LayerNormStep(inp, *args)
+    if kind == "binary":
+        return S.BinaryStep(inp, *args)
+    if kind == "clip":
+        return S.ClipStep(inp, *args)
+    assert kind == "embed"
+    return S.EmbedStep(*args, input=inp)
+
+
+def plan_of(width, steps):
+    return S.build_plan(width, [typed(s) for s in steps], None)
+
+
 def run_plan(width, steps, x, check_finite=True):
     """Every step's output for frames x [T, N, width] (one chunk), as a list of [T, N, w] arrays."""
-    plan = _core.Plan(width, steps, None)
+    plan = plan_of(width, steps)
     core = _core.StreamCore(plan, x.shape[1], len(steps) - 1, (x.shape[1], width),
                             (x.shape[1], plan.width(len(steps))), check_finite)
     outs = {}
@@ -26,6 +51,13 @@ def run_plan(width, steps, x, check_finite=True):
     x = np.ascontiguousarray(x, np.float32)
     core.run_chunk(x, x.shape[0], x.shape[1] * width, width, outs)
     return [outs[k][0] for k in range(len(steps))]
+
+
+def test_stream_core_leaves_other_frames_to_a_subclass():
+    core = _core.StreamCore(plan_of(W, [("softmax", 0)]), N, 0, (N, W), (N, W), True)
+    close(core.step(np.ones((N, W), np.float32)), np.full((N, W), 1 / W, np.float32))
+    with pytest.raises(TypeError, match="subclass"):
+        core.step(np.ones((N, W)))  # float64: gruinfer.stream.Stream converts it
 
 
 def close(a, b, tol=TOL):
@@ -74,7 +106,7 @@ def test_layernorm_copies_its_tables():
     plan_steps = [("layernorm", 0, scale, bias, 1e-5)]
     x = x_data(3)
     before = run_plan(W, plan_steps, x)[0]
-    plan = _core.Plan(W, plan_steps, None)
+    plan = plan_of(W, plan_steps)
     scale[:] = 5.0
     core = _core.StreamCore(plan, N, 0, (N, W), (N, W), True)
     out = np.empty((1, N, W), np.float32)
@@ -91,8 +123,9 @@ def test_layernorm_copies_its_tables():
     (("layernorm", 0, np.ones(W, np.float32), None, float("nan")), "attribute"),
 ])
 def test_malformed_layernorm_refused(step, what):
-    with pytest.raises(gruinfer.InvalidModel, match=what):
-        _core.Plan(W, [step], None)
+    with pytest.raises(gruinfer.InvalidModel, match=what) as ei:
+        plan_of(W, [step])
+    assert ei.value.status == {"scale and bias": "size", "NaN or Inf": "nonfinite"}.get(what, "attr")
 
 
 # ------------------------------------------------------------------ binary
@@ -139,7 +172,7 @@ def test_binary_reads_a_buffer_twice():
 ])
 def test_malformed_binary_refused(steps, cls, what):
     with pytest.raises(cls, match=what):
-        _core.Plan(W, steps, None)
+        plan_of(W, steps)
 
 
 # ------------------------------------------------------------------ clip
@@ -154,7 +187,7 @@ def test_clip_matches_numpy(lo, hi):
 
 def test_clip_with_a_nan_bound_refused():
     with pytest.raises(gruinfer.InvalidModel, match="NaN or Inf"):
-        _core.Plan(W, [("clip", 0, float("nan"), 1.0)], None)
+        plan_of(W, [("clip", 0, float("nan"), 1.0)])
 
 
 # ------------------------------------------------------------------ embed
@@ -182,7 +215,7 @@ def gru_layer(I, H, seed=12):
 @pytest.mark.parametrize("check_finite", [True, False])
 def test_bad_ids_refused_before_any_state_changes(bad, check_finite):
     H = 5
-    plan = _core.Plan(1, [("embed", 0, table()), ("gru", 1, gru_layer(D, H))], None)
+    plan = plan_of(1, [("embed", 0, table()), ("gru", 1, gru_layer(D, H))])
     core = _core.StreamCore(plan, N, 1, (N, 1), (N, H), check_finite)
     ids = np.ones((3, N, 1), np.float32)
     core.run_chunk(ids, 3, N, 1, {})
@@ -203,7 +236,7 @@ def test_bad_ids_refused_before_any_state_changes(bad, check_finite):
 ])
 def test_malformed_embed_refused(steps, cls, what):
     with pytest.raises(cls, match=what):
-        _core.Plan(1, steps, None)
+        plan_of(1, steps)
 
 
 # ------------------------------------------------------------------ ONNX ops lowered to these steps

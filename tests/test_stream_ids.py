@@ -28,3 +28,29 @@ def test_bad_ids_refused_state_kept(bad):
         stream.step(np.array([1, bad], np.int64))
     after = stream.get_state()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint64, ">i8"])
+def test_other_integer_frames_and_chunks(dtype):
+    """Ids of other integer dtypes go through int64 on the slow paths; a huge unsigned id
+    saturates rather than wrapping round to a valid negative id."""
+    sess = gruinfer.InferenceSession(MODEL)
+    ids = np.random.default_rng(1).integers(0, 5, (2, 4)).astype(dtype)
+    (whole,) = sess.run(None, {"x": ids.astype(np.int64)})
+    np.testing.assert_allclose(sess.stream(2).run(None, {"x": ids})[0], whole, rtol=0, atol=1e-5)
+    if np.dtype(dtype) == np.uint64:
+        with pytest.raises(gruinfer.InvalidArgument, match="token id"):
+            sess.stream(2).step(np.array([1, 2**64 - 1], np.uint64))
+
+
+def test_ids_to_float_clamps_in_c():
+    from gruinfer import _core
+
+    x = np.array([[0, -1], [1 << 40, -(1 << 40)]], np.int64)
+    y = _core.ids_to_float(x[:, ::-1])  # any layout in, a new C-contiguous array out
+    assert y.dtype == np.float32 and y.flags.c_contiguous and y.shape == (2, 2)
+    assert y.tolist() == [[-1, 0], [-(1 << 25), 1 << 25]]
+    assert _core.ids_to_float(np.array([[7]], np.int32)).tolist() == [[7]]
+    for bad in (np.array([1.0]), np.array([1], np.int16), [1, 2]):
+        with pytest.raises(TypeError):
+            _core.ids_to_float(bad)

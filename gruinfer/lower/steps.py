@@ -7,8 +7,8 @@ import numpy as np
 from .. import _core
 from ..errors import InvalidModel
 
-# gruinfer_binary_op in src_c/gru.h, in its order: "rsub" is b - a, "rdiv" b / a.
-BINARY_OPS = ("add", "sub", "mul", "div", "rsub", "rdiv")
+# gruinfer_binary_op of src_c/gru.h by name ("rsub" is b - a, "rdiv" b / a).
+BINARY_OPS = _core.BINARY_OPS
 
 
 class CStep(NamedTuple):
@@ -41,7 +41,8 @@ class GruStep:
     kind: ClassVar[str] = "gru"
 
     def c_step(self):
-        return CStep(self.kind, self.input, layer=self.layer)
+        return CStep(self.kind, self.input, layer=self.layer,
+                     rule="a forward GRU whose input size is the input width")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +56,7 @@ class DenseStep:
     def c_step(self):
         w, b = _table(self.weight, "dense weights"), _table(self.bias, "a dense bias")
         return CStep(self.kind, self.input, ints=(w.shape[0],), tables=(w, b),
-                     rule="weights [out, input width], bias [out]")
+                     rule="W needs [out, input width] values, the bias [out]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +105,8 @@ class LayerNormStep:
 
 @dataclass(frozen=True, eq=False)
 class BinaryStep:
-    """out = in op other element-wise: op one of BINARY_OPS; other a buffer (as input) of the same
-    width, or a constant [w]."""
+    """out = in op other element-wise: op a key of BINARY_OPS; other a buffer (as input) of the
+    same width, or a constant [w]."""
     input: int
     op: str
     other: object
@@ -117,10 +118,11 @@ class BinaryStep:
         if isinstance(self.other, (int, np.integer)):
             if self.other < 0:
                 raise InvalidModel(f"plan step (binary): second operand {self.other} is not a buffer")
-            return CStep(self.kind, self.input, int(self.other), ints=(BINARY_OPS.index(self.op),))
+            return CStep(self.kind, self.input, int(self.other), ints=(BINARY_OPS[self.op],),
+                         rule="the second operand is an earlier buffer of the input width")
         if self.other is None:
             raise TypeError("binary needs a second buffer index or a constant")
-        return CStep(self.kind, self.input, ints=(BINARY_OPS.index(self.op),),
+        return CStep(self.kind, self.input, ints=(BINARY_OPS[self.op],),
                      tables=(_table(self.other, "binary constant"),),
                      rule="the constant needs the input width's values")
 
@@ -149,30 +151,12 @@ class EmbedStep:
         if not (isinstance(t, np.ndarray) and t.ndim == 2):
             raise TypeError("an embedding table must be a C-contiguous float32 [V, D] array")
         return CStep(self.kind, self.input, ints=t.shape, tables=(_table(t, "an embedding table"),),
-                     rule="the table holds [V, D] values")
+                     rule="the table [V, D] is read with the ids of the plan input")
 
 
 def build_plan(input_width, steps, kernel):
     """The C plan of typed steps (C checks every size)."""
-    return _core.Plan(input_width, [_legacy(s) for s in steps], kernel)
-
-
-def _legacy(s):  # interim, until _core.Plan copies CSteps
-    if isinstance(s, GruStep):
-        return ("gru", s.input, s.layer)
-    if isinstance(s, DenseStep):
-        return ("dense", s.input, s.weight, s.bias)
-    if isinstance(s, ActStep):
-        return ("act", s.input, (s.act, s.alpha, s.beta))
-    if isinstance(s, LayerNormStep):
-        return ("layernorm", s.input, s.scale, s.bias, s.eps)
-    if isinstance(s, BinaryStep):
-        return ("binary", s.input, s.op, s.other)
-    if isinstance(s, ClipStep):
-        return ("clip", s.input, s.lo, s.hi)
-    if isinstance(s, EmbedStep):
-        return ("embed", 0, s.table)
-    return (s.kind, s.input)
+    return _core.Plan(input_width, [s.c_step() for s in steps], kernel)
 
 
 # ----------------------------------------------------------------------------- the lowering

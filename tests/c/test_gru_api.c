@@ -467,6 +467,19 @@ static void whole_run(const gruinfer_gru *m, int64_t T, int64_t N, const float *
     CHECK_STATUS(gruinfer_gru_run(m, 0, T, N, X, NULL, h0, 1, Y, Yh), GRUINFER_OK);
 }
 
+/* The status of creating (and freeing again) a plan of these steps; *bad (when not NULL)
+ * the step it blames.  A refused plan leaves no plan behind. */
+static gruinfer_status try_plan(int64_t width, const gruinfer_step *steps, int32_t n,
+                                const char *kernel, int32_t *bad)
+{
+    gruinfer_plan *p = NULL;
+    const gruinfer_status s = gruinfer_plan_create(width, steps, n, kernel, &p, bad);
+    CHECK((s == GRUINFER_OK) == (p != NULL), "plan_create returned %d with a plan %p", (int)s,
+          (void *)p);
+    gruinfer_plan_free(p);
+    return s;
+}
+
 static void test_streams(const char *kernel)
 {
     const int64_t I = 3, H = 4, H2 = 5, O = 2, N = 2, T = 7;
@@ -487,15 +500,15 @@ static void test_streams(const char *kernel)
 
     /* step 0: GRU(x) [H]; step 1: dense(step 0) [O]; step 2: tanh(step 1) [O];
      * step 3: GRU2(step 0) [H2]: a stacked GRU. */
-    gruinfer_step steps[4];
-    memset(steps, 0, sizeof steps);
-    steps[0].kind = GRUINFER_STEP_GRU, steps[0].input = 0, steps[0].gru = m;
-    steps[1].kind = GRUINFER_STEP_DENSE, steps[1].input = 1, steps[1].out_width = O;
-    steps[1].weight = DW, steps[1].bias = Db;
-    steps[2].kind = GRUINFER_STEP_ACT, steps[2].input = 2;
-    steps[2].act = act(GRUINFER_ACT_TANH, 0, 0);
-    steps[3].kind = GRUINFER_STEP_GRU, steps[3].input = 1, steps[3].gru = m2;
-    CHECK_STATUS(gruinfer_plan_create(I, steps, 4, kernel, &p), GRUINFER_OK);
+    const gruinfer_step steps[4] = {
+        gruinfer_step_gru(0, m),
+        gruinfer_step_dense(1, H, O, DW, Db),
+        gruinfer_step_act(2, act(GRUINFER_ACT_TANH, 0, 0)),
+        gruinfer_step_gru(1, m2),
+    };
+    int32_t bad = 99;
+    CHECK_STATUS(gruinfer_plan_create(I, steps, 4, kernel, &p, &bad), GRUINFER_OK);
+    CHECK(bad == -1, "a plan created blames step %d", (int)bad);
     if (!p)
         goto done;
     CHECK(gruinfer_plan_steps(p) == 4, "plan_steps gives %d", (int)gruinfer_plan_steps(p));
@@ -707,59 +720,81 @@ free_seq:
         float *Wb = rand_array(2 * 3 * H * I, 0.5f), *Rb = rand_array(2 * 3 * H * H, 0.5f);
         CHECK_STATUS(gruinfer_gru_create(&cb, Wb, Rb, NULL, kernel, &bidi), GRUINFER_OK);
         CHECK_STATUS(gruinfer_gru_create(&cr, Wb, Rb, NULL, kernel, &rev), GRUINFER_OK);
-        gruinfer_step one;
-        memset(&one, 0, sizeof one);
-        one.kind = GRUINFER_STEP_GRU;
-        one.gru = bidi;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q), GRUINFER_E_PLAN);
+        gruinfer_step one = gruinfer_step_gru(0, bidi);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q, NULL), GRUINFER_E_PLAN);
         gruinfer_plan_free(q), q = NULL;
         one.gru = rev;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q), GRUINFER_E_PLAN);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q, NULL), GRUINFER_E_PLAN);
         gruinfer_plan_free(q), q = NULL;
         one.gru = m;
-        CHECK_STATUS(gruinfer_plan_create(I + 1, &one, 1, kernel, &q), GRUINFER_E_SIZE);
+        CHECK_STATUS(gruinfer_plan_create(I + 1, &one, 1, kernel, &q, &bad), GRUINFER_E_SIZE);
+        CHECK(bad == 0 && q == NULL, "a GRU of the wrong input size: blames step %d", (int)bad);
         gruinfer_plan_free(q), q = NULL;
         one.input = 1;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q), GRUINFER_E_PLAN);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q, NULL), GRUINFER_E_PLAN);
         gruinfer_plan_free(q), q = NULL;
         one.input = 0;
         one.gru = NULL;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q), GRUINFER_E_NULL);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, &q, NULL), GRUINFER_E_NULL);
         gruinfer_plan_free(q), q = NULL;
         one.gru = m;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, "nope", &q), GRUINFER_E_KERNEL);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, "nope", &q, &bad), GRUINFER_E_KERNEL);
+        CHECK(bad == -1, "an unknown kernel blames step %d", (int)bad);
         gruinfer_plan_free(q), q = NULL;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, NULL), GRUINFER_E_NULL);
-        CHECK_STATUS(gruinfer_plan_create(I, NULL, 1, kernel, &q), GRUINFER_E_NULL);
+        bad = 99;
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 1, kernel, NULL, &bad), GRUINFER_E_NULL);
+        CHECK(bad == -1, "a NULL out blames step %d", (int)bad);
+        CHECK_STATUS(gruinfer_plan_create(I, NULL, 1, kernel, &q, NULL), GRUINFER_E_NULL);
         gruinfer_plan_free(q), q = NULL;
-        CHECK_STATUS(gruinfer_plan_create(I, &one, 0, kernel, &q), GRUINFER_E_SIZE);
+        CHECK_STATUS(gruinfer_plan_create(I, &one, 0, kernel, &q, NULL), GRUINFER_E_SIZE);
         gruinfer_plan_free(q), q = NULL;
-        CHECK_STATUS(gruinfer_plan_create(0, &one, 1, kernel, &q), GRUINFER_E_SIZE);
+        CHECK_STATUS(gruinfer_plan_create(0, &one, 1, kernel, &q, &bad), GRUINFER_E_SIZE);
+        CHECK(bad == -1, "input width 0 blames step %d", (int)bad);
         gruinfer_plan_free(q), q = NULL;
-        gruinfer_step dstep;
-        memset(&dstep, 0, sizeof dstep);
-        dstep.kind = GRUINFER_STEP_DENSE;
-        dstep.weight = DW;
-        dstep.out_width = 0;
-        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q), GRUINFER_E_SIZE);
+        gruinfer_step dstep = gruinfer_step_dense(0, H, 0, DW, NULL);
+        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q, NULL), GRUINFER_E_SIZE);
         gruinfer_plan_free(q), q = NULL;
-        dstep.out_width = O;
-        dstep.weight = NULL;
-        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q), GRUINFER_E_NULL);
+        dstep = gruinfer_step_dense(0, H, O, NULL, NULL);
+        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q, NULL), GRUINFER_E_NULL);
         gruinfer_plan_free(q), q = NULL;
         DW[O * H - 1] = NAN;
-        dstep.weight = DW;
-        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q), GRUINFER_E_NONFINITE);
+        dstep = gruinfer_step_dense(0, H, O, DW, NULL);
+        CHECK_STATUS(gruinfer_plan_create(H, &dstep, 1, kernel, &q, NULL), GRUINFER_E_NONFINITE);
         gruinfer_plan_free(q), q = NULL;
         DW[O * H - 1] = 0.5f;
-        gruinfer_step a1;
-        memset(&a1, 0, sizeof a1);
-        a1.kind = GRUINFER_STEP_ACT;
-        a1.act = act(99, 0, 0);
-        CHECK_STATUS(gruinfer_plan_create(H, &a1, 1, kernel, &q), GRUINFER_E_ACTIVATION);
+        /* Table lengths checked against what the kind needs; tables where none is read. */
+        dstep = gruinfer_step_dense(0, H, O, DW, Db);
+        CHECK_STATUS(try_plan(H, &dstep, 1, kernel, NULL), GRUINFER_OK);
+        dstep.table_len[0] = O * H - 1;
+        CHECK_STATUS(try_plan(H, &dstep, 1, kernel, NULL), GRUINFER_E_SIZE);
+        dstep = gruinfer_step_dense(0, H, O, DW, Db);
+        dstep.table_len[1] = O + 1;
+        CHECK_STATUS(try_plan(H, &dstep, 1, kernel, NULL), GRUINFER_E_SIZE);
+        dstep.tables[1] = NULL; /* a length but no table */
+        CHECK_STATUS(try_plan(H, &dstep, 1, kernel, NULL), GRUINFER_E_NULL);
+        CHECK_STATUS(try_plan(I, &dstep, 1, kernel, NULL), GRUINFER_E_SIZE); /* W is [O, H] */
+        gruinfer_step a1 = gruinfer_step_act(0, act(GRUINFER_ACT_RELU, 0, 0));
+        a1.tables[0] = DW, a1.table_len[0] = 1;
+        CHECK_STATUS(try_plan(H, &a1, 1, kernel, NULL), GRUINFER_E_PLAN);
+        a1 = gruinfer_step_act(0, act(GRUINFER_ACT_RELU, 0, 0));
+        a1.ints[0] = (int64_t)1 << 32; /* not an activation, though its low 32 bits are RELU's */
+        CHECK_STATUS(try_plan(H, &a1, 1, kernel, NULL), GRUINFER_E_ACTIVATION);
+        /* The failing step is reported: the third of three, or one of a stacked plan. */
+        gruinfer_step three[3] = {steps[0], steps[1], gruinfer_step_act(2, act(99, 0, 0))};
+        CHECK_STATUS(try_plan(I, three, 3, kernel, &bad), GRUINFER_E_ACTIVATION);
+        CHECK(bad == 2, "a bad activation in step 2 blames step %d", (int)bad);
+        three[2] = gruinfer_step_gru(2, m2); /* reads step 1's output: width O, not H */
+        CHECK_STATUS(try_plan(I, three, 3, kernel, &bad), GRUINFER_E_SIZE);
+        CHECK(bad == 2, "a GRU on the wrong width in step 2 blames step %d", (int)bad);
+        three[1].input = 3;
+        CHECK_STATUS(try_plan(I, three, 3, kernel, &bad), GRUINFER_E_PLAN);
+        CHECK(bad == 1, "a later input in step 1 blames step %d", (int)bad);
+        a1 = gruinfer_step_act(0, act(99, 0, 0));
+        CHECK_STATUS(gruinfer_plan_create(H, &a1, 1, kernel, &q, NULL), GRUINFER_E_ACTIVATION);
         gruinfer_plan_free(q), q = NULL;
         a1.kind = 17;
-        CHECK_STATUS(gruinfer_plan_create(H, &a1, 1, kernel, &q), GRUINFER_E_PLAN);
+        CHECK_STATUS(gruinfer_plan_create(H, &a1, 1, kernel, &q, &bad), GRUINFER_E_PLAN);
+        CHECK(bad == 0, "an unknown kind blames step %d", (int)bad);
         gruinfer_plan_free(q), q = NULL;
 
         CHECK_STATUS(gruinfer_stream_create(p, N, NULL), GRUINFER_E_NULL);
@@ -791,17 +826,15 @@ static void test_frame_steps(const char *kernel)
     float tab[V * D];
     for (int i = 0; i < V * D; i++)
         tab[i] = urand(2.0f);
-    gruinfer_step st[4];
-    memset(st, 0, sizeof st);
-    st[0].kind = GRUINFER_STEP_EMBED, st[0].input = 0, st[0].weight = tab;
-    st[0].rows = V, st[0].out_width = D;
-    st[1].kind = GRUINFER_STEP_SOFTMAX, st[1].input = 1;
-    st[2].kind = GRUINFER_STEP_BINARY, st[2].input = 2, st[2].input2 = 1;
-    st[2].op = GRUINFER_BINARY_SUB;
-    st[3].kind = GRUINFER_STEP_CLIP, st[3].input = 3, st[3].lo = -0.5f, st[3].hi = INFINITY;
+    gruinfer_step st[4] = {
+        gruinfer_step_embed(V, D, tab),
+        gruinfer_step_softmax(1),
+        gruinfer_step_binary(2, GRUINFER_BINARY_SUB, 1),
+        gruinfer_step_clip(3, -0.5f, INFINITY),
+    };
     gruinfer_plan *p = NULL;
     gruinfer_stream *s = NULL;
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 4, kernel, &p), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 4, kernel, &p, NULL), GRUINFER_OK);
     if (!p)
         return;
     CHECK(gruinfer_plan_width(p, 4) == WO, "clip width %lld", (long long)gruinfer_plan_width(p, 4));
@@ -833,33 +866,53 @@ static void test_frame_steps(const char *kernel)
         CHECK_STATUS(gruinfer_stream_run(s, 1, bad[b], 0, WI, 0, outs, o_st, o_sn), GRUINFER_E_INDEX);
         CHECK(out[0] == 0.0f, "a refused run wrote an output");
     }
+    /* int64 ids through gruinfer_ids_to_float: one far out of range stays refused. */
+    const int64_t far[WI] = {(int64_t)1 << 40, 0}, near[WI] = {-1, 4};
+    float idf[WI];
+    CHECK_STATUS(gruinfer_ids_to_float(far, 8, WI, idf), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_stream_run(s, 1, idf, 0, 0, 0, outs, o_st, o_sn), GRUINFER_E_INDEX);
+    CHECK_STATUS(gruinfer_ids_to_float(near, 8, WI, idf), GRUINFER_OK);
+    CHECK_STATUS(gruinfer_stream_run(s, 1, idf, 0, 0, 0, outs, o_st, o_sn), GRUINFER_OK);
     gruinfer_stream_free(s);
     gruinfer_plan_free(p);
 
     gruinfer_plan *q = NULL;
     st[0].input = 1; /* ids only from the plan input */
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q), GRUINFER_E_PLAN);
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q, NULL), GRUINFER_E_PLAN);
     gruinfer_plan_free(q), q = NULL;
-    st[0].input = 0, st[0].rows = GRUINFER_MAX_IDS + 1;
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q), GRUINFER_E_SIZE);
+    st[0].input = 0, st[0].ints[0] = GRUINFER_MAX_IDS + 1;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 1, kernel, &q, NULL), GRUINFER_E_SIZE);
     gruinfer_plan_free(q), q = NULL;
-    st[0].rows = V;
+    st[0].ints[0] = V;
+    st[0].table_len[0] = V * D - 1;
+    CHECK_STATUS(try_plan(WI, st, 1, kernel, NULL), GRUINFER_E_SIZE);
+    st[0].table_len[0] = V * D;
     st[2].input2 = 0; /* the plan input: width WI, not WO */
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_SIZE);
+    int32_t blamed = 99;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q, &blamed), GRUINFER_E_SIZE);
+    CHECK(blamed == 2, "a second buffer of another width blames step %d", (int)blamed);
     gruinfer_plan_free(q), q = NULL;
-    st[2].input2 = 1, st[2].op = GRUINFER_BINARY_COUNT;
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_ATTR);
+    st[2].input2 = 1, st[2].ints[0] = GRUINFER_BINARY_COUNT;
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q, NULL), GRUINFER_E_ATTR);
     gruinfer_plan_free(q), q = NULL;
-    st[2].op = GRUINFER_BINARY_ADD, st[2].input2 = -1; /* a constant, but none given */
-    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q), GRUINFER_E_NULL);
+    st[2].ints[0] = GRUINFER_BINARY_ADD;
+    st[2].tables[0] = tab, st[2].table_len[0] = WO; /* a constant as well as a second buffer */
+    CHECK_STATUS(try_plan(WI, st, 3, kernel, NULL), GRUINFER_E_PLAN);
+    st[2] = gruinfer_step_binary_const(2, GRUINFER_BINARY_ADD, WO + 1, tab);
+    CHECK_STATUS(try_plan(WI, st, 3, kernel, NULL), GRUINFER_E_SIZE);
+    st[2] = gruinfer_step_binary_const(2, GRUINFER_BINARY_ADD, WO, tab);
+    CHECK_STATUS(try_plan(WI, st, 3, kernel, NULL), GRUINFER_OK);
+    st[2].tables[0] = NULL, st[2].table_len[0] = 0; /* a constant, but none given */
+    CHECK_STATUS(gruinfer_plan_create(WI, st, 3, kernel, &q, NULL), GRUINFER_E_NULL);
     gruinfer_plan_free(q), q = NULL;
-    st[3].lo = NAN, st[3].input = 0;
-    CHECK_STATUS(gruinfer_plan_create(WI, st + 3, 1, kernel, &q), GRUINFER_E_NONFINITE);
+    st[3].floats[0] = NAN, st[3].input = 0;
+    CHECK_STATUS(gruinfer_plan_create(WI, st + 3, 1, kernel, &q, NULL), GRUINFER_E_NONFINITE);
     gruinfer_plan_free(q), q = NULL;
-    gruinfer_step ln;
-    memset(&ln, 0, sizeof ln);
-    ln.kind = GRUINFER_STEP_LAYERNORM, ln.weight = tab, ln.eps = 1e-5f; /* no bias */
-    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_OK);
+    gruinfer_step sm = gruinfer_step_softmax(0);
+    sm.tables[1] = tab, sm.table_len[1] = WI; /* a table where none is read */
+    CHECK_STATUS(try_plan(WI, &sm, 1, kernel, NULL), GRUINFER_E_PLAN);
+    gruinfer_step ln = gruinfer_step_layernorm(0, D, tab, NULL, 1e-5f); /* no bias */
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q, NULL), GRUINFER_OK);
     CHECK_STATUS(gruinfer_stream_create(q, N, &s), GRUINFER_OK);
     if (s) {
         const float xs[N * D] = {1, 2, 4, -3, 0.5f, 0.25f};
@@ -881,15 +934,61 @@ static void test_frame_steps(const char *kernel)
     }
     gruinfer_stream_free(s), s = NULL;
     gruinfer_plan_free(q), q = NULL;
-    ln.eps = -1.0f;
-    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_E_ATTR);
+    ln.table_len[0] = D + 1;
+    CHECK_STATUS(try_plan(D, &ln, 1, kernel, NULL), GRUINFER_E_SIZE);
+    ln = gruinfer_step_layernorm(0, D, tab, tab, 1e-5f);
+    ln.table_len[1] = D - 1;
+    CHECK_STATUS(try_plan(D, &ln, 1, kernel, NULL), GRUINFER_E_SIZE);
+    ln = gruinfer_step_layernorm(0, D, tab, NULL, -1.0f);
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q, NULL), GRUINFER_E_ATTR);
     gruinfer_plan_free(q), q = NULL;
-    ln.eps = 1e-5f, ln.weight = NULL;
-    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q), GRUINFER_E_NULL);
+    ln = gruinfer_step_layernorm(0, D, NULL, NULL, 1e-5f);
+    CHECK_STATUS(gruinfer_plan_create(D, &ln, 1, kernel, &q, NULL), GRUINFER_E_NULL);
     gruinfer_plan_free(q), q = NULL;
 }
 
+/* ------------------------------------------------------------------ token ids */
+static void test_ids_to_float(void)
+{
+    ctx_kernel = "(ids)";
+    const int64_t lim = (int64_t)1 << 25;
+    const int32_t i32[6] = {0, -1, 7, INT32_MAX, INT32_MIN, (int32_t)-lim};
+    const int64_t i64[6] = {3, -4, lim + 1, (int64_t)1 << 40, INT64_MIN, INT64_MAX};
+    const float want32[6] = {0, -1, 7, (float)lim, (float)-lim, (float)-lim};
+    const float want64[6] = {3, -4, (float)lim, (float)lim, (float)-lim, (float)lim};
+    float out[6];
+    CHECK_STATUS(gruinfer_ids_to_float(i32, 4, 6, out), GRUINFER_OK);
+    CHECK(memcmp(out, want32, sizeof out) == 0, "int32 ids: %g %g %g %g %g %g", out[0], out[1],
+          out[2], out[3], out[4], out[5]);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 6, out), GRUINFER_OK);
+    CHECK(memcmp(out, want64, sizeof out) == 0, "int64 ids: %g %g %g %g %g %g", out[0], out[1],
+          out[2], out[3], out[4], out[5]);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 0, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 2, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 16, 6, out), GRUINFER_E_ATTR);
+    CHECK_STATUS(gruinfer_ids_to_float(NULL, 8, 6, out), GRUINFER_E_NULL);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 6, NULL), GRUINFER_E_NULL);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, -1, out), GRUINFER_E_SIZE);
+    CHECK_STATUS(gruinfer_ids_to_float(i64, 8, 0, out), GRUINFER_OK);
+}
+
 /* ------------------------------------------------------------------ kernels, env, status text */
+static void test_step_kind_names(void)
+{
+    ctx_kernel = "(steps)";
+    static const char *const want[] = {"gru",        "dense",     "act",    "softmax", "logsoftmax",
+                                       "layernorm",  "binary",    "clip",   "embed"};
+    const int n = (int)(sizeof want / sizeof want[0]);
+    CHECK(n == GRUINFER_STEP_COUNT, "%d step kinds, %d names expected", GRUINFER_STEP_COUNT, n);
+    for (int k = 0; k < n; k++) {
+        const char *name = gruinfer_step_kind_name(k);
+        CHECK(name && strcmp(name, want[k]) == 0, "step kind %d is named %s", k,
+              name ? name : "NULL");
+    }
+    CHECK(gruinfer_step_kind_name(GRUINFER_STEP_COUNT) == NULL, "kind COUNT has a name");
+    CHECK(gruinfer_step_kind_name(-1) == NULL, "kind -1 has a name");
+}
+
 static void test_kernel_choice(const char *const *names, int n_names)
 {
     ctx_kernel = "(selection)";
@@ -908,10 +1007,7 @@ static void test_kernel_choice(const char *const *names, int n_names)
     float *W = rand_array(3 * 3 * 2, 0.5f), *R = rand_array(3 * 3 * 3, 0.5f);
     gruinfer_gru *m = NULL;
     gruinfer_plan *p = NULL;
-    gruinfer_step step;
-    memset(&step, 0, sizeof step);
-    step.kind = GRUINFER_STEP_ACT;
-    step.act = act(GRUINFER_ACT_RELU, 0, 0);
+    const gruinfer_step step = gruinfer_step_act(0, act(GRUINFER_ACT_RELU, 0, 0));
 
     unsetenv("GRUINFER_KERNEL");
     const char *def = gruinfer_kernel_default();
@@ -925,7 +1021,7 @@ static void test_kernel_choice(const char *const *names, int n_names)
     CHECK(gruinfer_kernel_default() == NULL, "GRUINFER_KERNEL=bogus: default is not NULL");
     CHECK_STATUS(gruinfer_gru_create(&c, W, R, NULL, NULL, &m), GRUINFER_E_KERNEL);
     gruinfer_gru_free(m), m = NULL;
-    CHECK_STATUS(gruinfer_plan_create(3, &step, 1, NULL, &p), GRUINFER_E_KERNEL);
+    CHECK_STATUS(gruinfer_plan_create(3, &step, 1, NULL, &p, NULL), GRUINFER_E_KERNEL);
     gruinfer_plan_free(p), p = NULL;
     CHECK_STATUS(gruinfer_gru_create(&c, W, R, NULL, "ref", &m), GRUINFER_OK);
     gruinfer_gru_free(m), m = NULL;
@@ -976,6 +1072,8 @@ int main(void)
     while (names && names[n_names])
         n_names++;
     test_status_text();
+    test_step_kind_names();
+    test_ids_to_float();
     test_kernel_choice(names, n_names);
     int ran = 0;
     for (int i = 0; i < n_names; i++) {

@@ -1,4 +1,4 @@
-"""cbuild.py: how to compile the C library without Python's build (sources, setup.py's per-ISA flags, the compiler, link flags); used by tests/test_c_api.py and benchmarks/cbench.py."""
+"""tools/cbuild.py: how to compile the C library in src_c/ without Python's build (sources, setup.py's per-ISA flags, the compiler, link flags); used by tests/test_c_api.py and benchmarks/cbench.py."""
 import ast
 import os
 import platform
@@ -6,8 +6,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent
-ROOT = SRC.parent
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src_c"
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64", "x86-64")
 LINK_FLAGS = ["-lm", "-pthread"]  # team.c starts threads
 
