@@ -1,5 +1,9 @@
-"""graph.py: the rewritten graph as plain data (typed inputs and outputs, constants, the nodes left to run) and the one reading of a model into it, what load time knows folded in."""
-from dataclasses import dataclass, field
+"""graph.py: the rewritten graph as plain data (typed inputs and outputs, constants, the nodes left to run) and the one reading of a model into it, what load time knows folded in.
+
+Its records are NamedTuples (immutable, named fields): read-only once built, and cheap to define
+when gruinfer is imported (a frozen dataclass costs about half a millisecond to define)."""
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,8 +37,7 @@ def node_arg(value_info):
                    _ELEM_TYPES.get(t.elem_type, f"tensor({t.elem_type})"))
 
 
-@dataclass(frozen=True)
-class LoopBody:
+class LoopBody(NamedTuple):
     """A Loop body checked at load: its nodes (nested Loops prepared too), its own constants,
     input names (iteration number, condition, carried values) and outputs (condition, carried
     values, scan outputs) with their element types and declared shapes (None: unknown)."""
@@ -46,8 +49,7 @@ class LoopBody:
     out_shapes: list
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
     """One node to execute: op, name, the ONNX node, its decoded attributes; a GRU's spec, a
     Loop's body."""
     op: str
@@ -58,8 +60,7 @@ class Node:
     body: LoopBody = None
 
 
-@dataclass
-class Graph:
+class Graph(NamedTuple):
     """Everything load time decides: constants (initializers, Constant nodes, values folded at
     load), the inputs a feed gives, the outputs, and the nodes left to run.
 
@@ -74,7 +75,7 @@ class Graph:
     constants: dict
     nodes: list
     feeds_of: dict
-    notes: list = field(default_factory=list)
+    notes: list
 
 
 def node_failed(node, ins, reason, load):

@@ -8,7 +8,6 @@ from .errors import InvalidArgument, KernelUnavailable, NotStreamable
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
 from .interp import Interpreter, build_layers
-from .lower import Fallback, lower
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
 from .stream import PyStream, Stream
@@ -94,6 +93,8 @@ class InferenceSession:
     def _lowering(self):
         """The stream lowering (cached), or the NotStreamable it raised."""
         if self._lowered is None:
+            from .lower.lowering import lower  # the room loads when a session first lowers
+
             try:
                 self._lowered = lower(self._graph, self._interp.layers, self._kernel)
             except NotStreamable as e:
@@ -115,6 +116,8 @@ class InferenceSession:
           "N" batch, ints: feature sizes), None when it cannot stream;
           "gru_nodes": the names of the GRU nodes (lifted ones included), the keys of a
           stream's get_state()."""
+        from .lower.steps import Fallback
+
         low = self._lowering()
         notes = self._graph.notes
         slow = [Fallback(n.node, "Loop", n.detail) for n in notes if n.slow]

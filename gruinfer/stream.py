@@ -7,7 +7,7 @@ from . import _core
 from .errors import InvalidArgument
 from .feeds import check_output_names, coerce_feeds, coerce_float
 from .interp import GruState
-from .lower import MERGED, Seq, State
+from .lower.values import MERGED, Seq, State
 
 
 class ChunkOut(NamedTuple):

@@ -6,7 +6,8 @@ import pytest
 from onnx import helper
 
 import gruinfer
-from gruinfer.lower import Fallback, frames
+from gruinfer.lower import frames
+from gruinfer.lower.steps import Fallback
 from test_lowering import gru_head, x_data
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")

@@ -1,5 +1,5 @@
 """interp/run.py: the one interpreter: a graph run node by node (NumPy ops, Loops iteration by iteration, GRU nodes in C), GRU states carried in and out for the Python-path stream."""
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,8 +25,7 @@ def build_layers(graph, kernel, threads=1):
     return {n.name: build_layer(n.spec, kernel, threads) for n in graph.nodes if n.op == "GRU"}
 
 
-@dataclass
-class GruState:
+class GruState(NamedTuple):
     """A GRU's carried state over a batch: h [N, H]; fresh [N] marks rows that start from the
     graph's own initial_h instead (slots reset, or never run)."""
     h: np.ndarray

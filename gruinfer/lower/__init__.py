@@ -1,6 +1,1 @@
-"""lower: the time path of a graph read by meaning and lowered to a plan of typed C steps for streams."""
-from .lowering import lower
-from .steps import Fallback, GruSlot, Lowering, StateUse
-from .values import MERGED, Seq, State
-
-__all__ = ["Fallback", "GruSlot", "Lowering", "MERGED", "Seq", "State", "StateUse", "lower"]
+"""lower: the time path of a graph read by meaning and lowered to a plan of typed C steps for streams (lowering.lower is the entry; the room loads when a session first lowers)."""

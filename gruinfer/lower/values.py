@@ -1,4 +1,7 @@
-"""lower/values.py: what lowering knows of each graph value (on the time path, a final state, a feed, shapes, a run-time zero or broadcast) and the axis vocabulary they share."""
+"""lower/values.py: what lowering knows of each graph value (on the time path, a final state, a feed, shapes, a run-time zero or broadcast) and the axis vocabulary they share.
+
+The records are frozen and compared by identity (eq=False): lowering never compares two values
+by content, and that keeps their classes cheap to make when gruinfer is imported."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +16,7 @@ MERGED = ("NT", "TN")
 TN = ("T", "N") + MERGED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Seq:
     """A tensor on the time path.  axes: per tensor axis "T", "N", "NT"/"TN" (the two merged, see
     MERGED) or a fixed size; buf: the plan buffer holding it frame by frame (0 the plan input,
@@ -27,7 +30,7 @@ class Seq:
     ids: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class State:
     """Final states of GRUs ks (indices into Lowering.grus), stacked on axis "L" when several;
     other axes "N", the hidden size or 1.  No ks: final states only the Python path computes."""
@@ -35,9 +38,9 @@ class State:
     axes: tuple
 
 
-@dataclass(frozen=True)
 class Zeros:
     """An all-zero tensor built at run time from shapes (the zero initial state pattern)."""
+    __slots__ = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +51,7 @@ class Tiled:
     n: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Feed:
     """A graph input other than the frames (an initial state); rows: the slice of axis 0 taken;
     unsq: the axis a size-1 axis was inserted at (Unsqueeze or Reshape of an [N, H] input into
@@ -63,9 +66,9 @@ class Feed:
         return self.rows is None and self.unsq is None
 
 
-@dataclass(frozen=True)
 class Constant:
     """A graph output that is a constant: the same array every run."""
+    __slots__ = ()
 
 
 # Abstract values computed at run time (everything but constants, arrays, and None).

@@ -1,5 +1,5 @@
 """onnx_io/activations.py: the one table of activations: ONNX name, C kind (gru.h), attribute defaults as an op and inside a GRU, and the NumPy function."""
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,8 +9,7 @@ def _sigmoid(x, alpha, beta):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-@dataclass(frozen=True)
-class Activation:
+class Activation(NamedTuple):
     """One activation function.
 
     name: the ONNX op name (GRU attributes spell it in any case).
@@ -20,7 +19,8 @@ class Activation:
     op_defaults / gru_defaults: their values when an op leaves them out, and when a GRU's lists
     run out (onnxruntime's values; they differ by design, ThresholdedRelu's alpha for one).
     fn(x, alpha, beta): NumPy, in the dtype of x.
-    is_op: also a standalone ONNX op (ScaledTanh and Affine exist only inside RNNs)."""
+    is_op: also a standalone ONNX op (ScaledTanh and Affine exist only inside RNNs).
+    (A row of a constant table: a NamedTuple.)"""
     name: str
     kind: int
     params: tuple

@@ -1,5 +1,5 @@
 """onnx_io/gru_spec.py: GRU nodes decoded into canonical form: ONNX-layout float32 weights and checked attributes."""
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -10,8 +10,7 @@ from .proto import attrs
 DIRECTIONS = {"forward": 0, "foward": 0, "reverse": 1, "bidirectional": 2}
 
 
-@dataclass
-class GruSpec:
+class GruSpec(NamedTuple):
     """One GRU node in canonical form: ONNX-layout float32 weights plus decoded attributes."""
     name: str
     input_size: int
