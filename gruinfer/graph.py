@@ -50,12 +50,14 @@ class LoopBody(NamedTuple):
 
 
 class Node(NamedTuple):
-    """One node to execute: op, name, the ONNX node, its decoded attributes; a GRU's spec, a
-    Loop's body."""
+    """One node to execute: op, name, the ONNX node, its decoded attributes, its input and
+    output names (tuples: "" for an omitted one); a GRU's spec, a Loop's body."""
     op: str
     name: str
     proto: object
     attrs: dict
+    inputs: tuple
+    outputs: tuple
     spec: GruSpec = None
     body: LoopBody = None
 
@@ -129,29 +131,29 @@ class _Reader:
     def node(self, p, name, known):
         """The Node for p, or None when it is folded away (a Constant, or computed at load)."""
         _check_node(p, name)
-        node = Node(p.op_type, name, p, _node_attrs(p))
-        reads = list(p.input)
+        node = _node(p, name)
+        reads = list(node.inputs)
         if p.op_type == "Loop":
             body, free = _loop_body(node, known)
-            node = Node(p.op_type, name, p, node.attrs, body=body)
+            node = node._replace(body=body)
             reads += free
         over = set() if p.op_type == "Shape" else set().union(
             *(self.feeds_of.get(v, ()) for v in reads))
-        for value in p.output:
+        for value in node.outputs:
             if value and over:
                 self.feeds_of[value] = over
         if p.op_type == "Constant":
-            self.constants[p.output[0]] = constant_value(p, f"Constant node {name!r}")
+            self.constants[node.outputs[0]] = constant_value(p, f"Constant node {name!r}")
             return None
         if p.op_type == "GRU":
-            return Node("GRU", name, p, node.attrs, spec=gru_spec(p, name, self.constants))
+            return node._replace(spec=gru_spec(p, name, self.constants))
         if p.op_type != "Loop" and all(v in self.constants for v in reads if v):
-            ins = [self.constants[v] if v else None for v in p.input]
+            ins = [self.constants[v] if v else None for v in node.inputs]
             try:
                 outs = apply(p.op_type, ins, node.attrs, self.opset)
             except OpError as e:
                 raise node_failed(node, ins, e, load=True) from None
-            for value, a in zip(p.output, outs):
+            for value, a in zip(node.outputs, outs):
                 if value:
                     self.constants[value] = a
             # values of overridable initializers are folded for load-time use (GRU weights),
@@ -163,15 +165,15 @@ class _Reader:
     def track(self, node):
         """Record what load time knows of a node's outputs from shapes: a Shape, or arithmetic on
         shapes, it fully knows becomes a constant."""
-        p, out = node.proto, node.proto.output[0]
+        out = node.outputs[0]
 
         def known(v):
             return self.constants[v] if v in self.constants else self.partial.get(v)
 
-        ins = [known(v) if v else None for v in p.input]
+        ins = [known(v) if v else None for v in node.inputs]
         if node.op == "Shape":
-            dims = shapes.shape_of(self.shapes[p.input[0]], node.attrs) \
-                if p.input[0] in self.shapes else None
+            dims = shapes.shape_of(self.shapes[node.inputs[0]], node.attrs) \
+                if node.inputs[0] in self.shapes else None
         elif node.op == "ConstantOfShape":
             dims = None
             entries = shapes.entries_of(ins[0])
@@ -194,11 +196,12 @@ class _Reader:
                 self.partial[out] = dims
 
 
-def _node_attrs(p):
+def _node(p, name):
+    """The Node of a NodeProto: attributes decoded (a Split's num_outputs filled in)."""
     at = attrs(p)
     if p.op_type == "Split":
         at.setdefault("num_outputs", len(p.output))
-    return at
+    return Node(p.op_type, name, p, at, tuple(p.input), tuple(p.output))
 
 
 def _check_node(p, name):
@@ -222,9 +225,9 @@ def _loop_body(node, known):
     from onnx import helper
 
     g, where = node.attrs.get("body"), f"Loop node {node.name!r}"
-    if g is None or len(node.proto.input) < 2 or len(g.input) != len(node.proto.input) or \
-            len(g.output) != len(node.proto.output) + 1 or \
-            len(node.proto.output) < len(node.proto.input) - 2:
+    if g is None or len(node.inputs) < 2 or len(g.input) != len(node.inputs) or \
+            len(g.output) != len(node.outputs) + 1 or \
+            len(node.outputs) < len(node.inputs) - 2:
         raise InvalidModel(f"{where}: its body does not match its inputs and outputs")
     consts = {t.name: tensor_to_array(t, f"{where}: body initializer") for t in g.initializer}
     inner = set(consts) | {v.name for v in g.input}
@@ -235,11 +238,11 @@ def _loop_body(node, known):
             raise UnsupportedOp(
                 f"node {name!r} in the body of {where}: op {p.op_type} is not supported in a "
                 f"Loop body (gruinfer runs {', '.join(o for o in SUPPORTED_OPS if o != 'GRU')})")
-        b = Node(p.op_type, name, p, _node_attrs(p))
-        reads = list(p.input)
+        b = _node(p, name)
+        reads = list(b.inputs)
         if p.op_type == "Loop":
             body, sub_free = _loop_body(b, known | inner)
-            b = Node(p.op_type, name, p, b.attrs, body=body)
+            b = b._replace(body=body)
             reads += sub_free
         for v in reads:
             if v and v not in inner:

@@ -35,7 +35,7 @@ def run_loop(body, ins, scope, run_op):
         values = ChainMap(local, scope)
         for b in body.nodes:
             outs = run_op(b, values)
-            for name, a in zip(b.proto.output, outs):
+            for name, a in zip(b.outputs, outs):
                 if name:
                     local[name] = a
         outs = [values[o] for o in body.outputs]

@@ -51,7 +51,7 @@ class Interpreter:
             if node.op == "GRU":
                 self._run_gru(node, values, feeds, states)
             else:
-                for value, a in zip(node.proto.output, self.run_node(node, values, reshapes)):
+                for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
                     if value:
                         values[value] = a
         return values
@@ -67,7 +67,7 @@ class Interpreter:
 
     def run_node(self, node, values, reshapes=None):
         """Outputs of a non-GRU node given the values so far; errors name the node."""
-        ins = [values[v] if v else None for v in node.proto.input]
+        ins = [values[v] if v else None for v in node.inputs]
         if reshapes and node.name in reshapes:
             src, dst = reshapes[node.name]
             size = {a: ins[0].shape[i] for i, a in enumerate(src) if a in ("T", "N")}
@@ -82,7 +82,7 @@ class Interpreter:
             raise node_failed(node, ins, e, load=False) from None
 
     def _run_gru(self, node, values, feeds, states=None):
-        spec, ins, layer = node.spec, list(node.proto.input) + [""] * 6, self.layers[node.name]
+        spec, ins, layer = node.spec, list(node.inputs) + [""] * 6, self.layers[node.name]
         where = f"GRU node {node.name!r}"
         over = self.graph.feeds_of
         if any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
@@ -108,7 +108,7 @@ class Interpreter:
         if ins[5]:
             h0 = coerce_float(values[ins[5]], f"{where}: input initial_h ({ins[5]!r})",
                               [N, D, H] if spec.layout else [D, N, H])
-        outs = list(node.proto.output) + ["", ""]
+        outs = list(node.outputs) + ["", ""]
         if states is not None and node.name in states:
             h0 = _inject(h0, states[node.name], spec.layout, N, H, where)
         try:

@@ -35,7 +35,7 @@ class _Op:
         """The node runs on the Python path; its outputs have these axes (x's by default)."""
         self.lw.python(self.node, self.op, why)
         axes = self.x.axes if axes is None else axes
-        return [Seq(axes, None, last=self.x.last)] * len(self.node.proto.output)
+        return [Seq(axes, None, last=self.x.last)] * len(self.node.outputs)
 
     def refuse(self, why):
         raise NotStreamable(f"node {self.node.name!r} ({self.op}): {why}; it needs the whole sequence")
@@ -137,7 +137,7 @@ def _affine(o):
         return o.python("a constant that is not per feature")
     c = np.ascontiguousarray(np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (w,)))
     prev = lw.low.steps[x.buf - 1] if x.buf else None
-    src = o.node.proto.input[1 if swapped else 0]
+    src = o.node.inputs[1 if swapped else 0]
     if (o.op == "Add" or o.op == "Sub" and not swapped) and isinstance(prev, DenseStep) \
             and prev.bias is None and lw.consumers.get(src, 0) == 1 and x.buf == len(lw.low.steps) \
             and src not in {out.name for out in lw.g.outputs}:
@@ -180,7 +180,7 @@ def _layernorm(o):
         o.refuse("normalises over the time axis")
     over = set(range(axis, len(x.axes)))
     outs = {out.name for out in lw.g.outputs}
-    if any(v and (lw.consumers.get(v) or v in outs) for v in o.node.proto.output[1:]) \
+    if any(v and (lw.consumers.get(v) or v in outs) for v in o.node.outputs[1:]) \
             or ins[0] is not x or not o.row_op(over) \
             or not all(isinstance(a, np.ndarray) or a is None for a in ins[1:]):
         return o.python("LayerNormalization over part of a frame, or with its mean and "
@@ -339,7 +339,7 @@ def _feature_axes(o):
         return [tuple(axes[:a] + list(idx.shape) + axes[a + 1:])]
     if op == "Split":
         a = at.get("axis", 0) % len(axes)
-        n = len(o.node.proto.output)
+        n = len(o.node.outputs)
         sizes = forms.list_arg("Split", at, ins, o.lw.g.opset)
         if sizes is forms.UNKNOWN:
             o.refuse("splits by sizes computed at run time")

@@ -29,14 +29,14 @@ def lower(graph, layers, kernel):
             which = "bidirectional" if node.spec.direction == 2 else "reverse"
             raise NotStreamable(f"{which} GRU node {node.name!r} needs the whole sequence")
     inputs = {a.name: a for a in graph.inputs}
-    sources = graph.feeds_of.get(grus[0].proto.input[0], set()) & inputs.keys()
+    sources = graph.feeds_of.get(grus[0].inputs[0], set()) & inputs.keys()
     if len(sources) != 1:
         raise NotStreamable(
             f"GRU node {grus[0].name!r}: its input X depends on {sorted(sources) or 'no graph input'}; "
             "a stream takes frames of exactly one graph input")
     time_input = sources.pop()
     shape = inputs[time_input].shape
-    if shape is None and grus[0].proto.input[0] == time_input:
+    if shape is None and grus[0].inputs[0] == time_input:
         shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
     if shape is None or len(shape) < 2:
         raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time and batch)")
@@ -61,10 +61,10 @@ def _one_frame(graph, gru, arg):
     single-step cell models so)."""
     if arg.type != "tensor(float)" or arg.shape is None or len(arg.shape) != 2:
         return False
-    node = next((n for n in graph.nodes if gru.proto.input[0] in n.proto.output), None)
+    node = next((n for n in graph.nodes if gru.inputs[0] in n.outputs), None)
     if node is None or node.op != "Unsqueeze":
         return False
-    ins = [graph.constants.get(v, forms.UNKNOWN) if v else None for v in node.proto.input]
+    ins = [graph.constants.get(v, forms.UNKNOWN) if v else None for v in node.inputs]
     return forms.list_arg("Unsqueeze", node.attrs, ins, graph.opset) == [0]
 
 
@@ -93,7 +93,7 @@ class Lowerer:
             self.val[name] = Feed(name)
         self.consumers = {}
         for node in graph.nodes:
-            for v in node.proto.input:
+            for v in node.inputs:
                 self.consumers[v] = self.consumers.get(v, 0) + 1
 
     # ------------------------------------------------------------------ what the rooms use
@@ -134,16 +134,16 @@ class Lowerer:
     def run(self):
         g, low = self.g, self.low
         for node in g.nodes:
-            ins = [self.get(v, node) for v in node.proto.input]
+            ins = [self.get(v, node) for v in node.inputs]
             live = [a for a in ins if isinstance(a, LIVE)]
             if node.op in PASS_OPS and isinstance(ins[0], Feed):
                 outs = [ins[0]]
             elif all(isinstance(a, Feed) and a.name in g.overridable for a in live) \
-                    and all(v in g.constants for v in node.proto.output if v):
+                    and all(v in g.constants for v in node.outputs if v):
                 continue  # constants and overridable initializers only (weights): folded at load
             else:
                 outs = self.node(node, ins)
-            for v, a in zip(node.proto.output, outs):
+            for v, a in zip(node.outputs, outs):
                 if v:
                     self.val[v] = a
         for o in g.outputs:
@@ -179,7 +179,7 @@ class Lowerer:
 
     def temporal(self, node, ins):
         """A node reading time-path values or final states."""
-        op, x, n_out = node.op, ins[0], len(node.proto.output)
+        op, x, n_out = node.op, ins[0], len(node.outputs)
         if op in PASS_OPS and isinstance(x, (Seq, State)):
             return [x] + [None] * (n_out - 1)
         if any(isinstance(a, State) for a in ins):

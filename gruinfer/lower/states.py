@@ -110,7 +110,7 @@ def _unknown_state(lw, node):
     """A value of final states only that the Python path computes from the carried states
     (after a chunk they are the states after every frame streamed so far)."""
     lw.python(node, node.op, "an op on final states the C stream does not reproduce")
-    return [State((), ("?",))] * len(node.proto.output)
+    return [State((), ("?",))] * len(node.outputs)
 
 
 def _last_of(lw, st):
