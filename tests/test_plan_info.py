@@ -49,3 +49,18 @@ def test_a_bug_in_lowering_is_not_turned_into_a_slow_path(monkeypatch):
         sess.run(None, {"X": x_data()})
     with pytest.raises(TypeError, match="a bug in a handler"):
         sess.plan_info()
+
+
+def test_a_table_the_c_plan_refuses_is_a_declared_reason():
+    """A head whose weights hold NaN: the C plan refuses its table, so the model does not stream,
+    plan_info says why, and whole runs take the interpreter (as onnxruntime, they give NaN)."""
+    w = np.ones((6, 3), np.float32)
+    w[0, 0] = np.nan
+    m = gru_head([helper.make_node("MatMul", ["y", "w"], ["out"], name="mm")],
+                 [("w", w)])
+    sess = gruinfer.InferenceSession(m)
+    info = sess.plan_info()
+    assert not info["streamable"] and "C plan refuses" in info["reason"], info
+    assert "NaN or Inf" in info["reason"]
+    out = sess.run(None, {"X": x_data()})[0]
+    assert np.isnan(out[..., 0]).all() and np.isfinite(out[..., 1:]).all()

@@ -186,6 +186,7 @@ def _layernorm(o):
         return o.python("LayerNormalization over part of a frame, or with its mean and "
                         "inverse deviation outputs used (the C step normalises whole rows)")
     shape = [x.axes[i] for i in sorted(over)]
+    width(shape)  # (no wider than a C plan takes)
     try:
         scale, bias = (None if a is None else np.ascontiguousarray(
             np.broadcast_to(np.asarray(a, np.float32), shape).reshape(-1))

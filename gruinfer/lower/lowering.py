@@ -1,7 +1,7 @@
 """lower/lowering.py: graph -> stream plan: which input is time, one pass over the nodes giving each value its meaning (dispatched by what its inputs are), the plan built at the end."""
 import numpy as np
 
-from ..errors import NotStreamable
+from ..errors import InvalidModel, NotStreamable
 from ..graph import node_failed
 from ..onnx_io import forms
 from ..onnx_io.ops import OpError, apply
@@ -162,7 +162,10 @@ class Lowerer:
             raise NotStreamable(self.pinned + "; the plan is not all in C, and the Python path "
                                 "cannot follow that size through chunks of other sizes")
         if low.lowered:
-            low.plan = build_plan(width(low.in_axes), low.steps, self.kernel)
+            try:
+                low.plan = build_plan(width(low.in_axes), low.steps, self.kernel)
+            except InvalidModel as e:  # C refused a table (NaN or Inf in a head's weights, ...)
+                raise NotStreamable(f"the C plan refuses the model: {e}") from None
         return low
 
     def node(self, node, ins):

@@ -91,9 +91,17 @@ def c_layout(axes):
     return True
 
 
+# The widest frame row a C plan takes (GRUINFER_MAX_DIM in src_c/gru.h).
+MAX_WIDTH = 1 << 20
+
+
 def width(axes):
-    """Floats per row of one frame: the product of the feature sizes."""
-    return int(np.prod([a for a in axes if a not in TN]))
+    """Floats per row of one frame: the product of the feature sizes (NotStreamable past what a
+    C plan takes)."""
+    w = int(np.prod([a for a in axes if a not in TN], dtype=np.float64))
+    if w > MAX_WIDTH:
+        raise NotStreamable(f"a frame row of {w} floats is wider than a C plan takes ({MAX_WIDTH})")
+    return w
 
 
 def time_axis(axes):

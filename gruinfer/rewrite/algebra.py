@@ -9,6 +9,10 @@ class NotGru(Exception):
     """Why a Loop or a group of plain ops is not (provably) a GRU cell."""
 
 
+# The widest x or h the prover reads (its linear maps are dense [width, width] float64 arrays).
+MAX_WIDTH = 1 << 12
+
+
 # ----------------------------------------------------------------------------- loop control
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class Poly:
 
     @staticmethod
     def source(name, width):
+        if not 0 < width <= MAX_WIDTH:
+            raise NotGru(f"a row width of {width}: the prover takes widths up to {MAX_WIDTH}")
         return Poly(width, [Lin(name, np.eye(width))])
 
     def _add(self, t):
