@@ -150,7 +150,7 @@ def _split(ins, at, opset):
     x, axis = ins[0], at.get("axis", 0)
     split = forms.list_arg("Split", at, ins, opset)
     if split is None:
-        n = at["num_outputs"]  # graph.py sets it to the node's output count when absent
+        n = at["num_outputs"]  # the readers (graph.py, rewrite/outer.py) set it to the output count
         size = -(-x.shape[axis] // n)
         split = [min(size, x.shape[axis] - i * size) for i in range(n)]
     if sum(split) != x.shape[axis]:
