@@ -1,6 +1,4 @@
 """lower/frames.py: frame-wise ops on time-path values mapped to typed C steps (dense, act, softmax, layernorm, binary, clip, embed), to the declared Python path, or refused when they mix frames."""
-from dataclasses import replace
-
 import numpy as np
 
 from ..errors import NotStreamable
@@ -87,7 +85,7 @@ def _layout(o):
         return [a for a in ax if a != 1 and a not in TN]
 
     if o.x.buf is not None and feats(axes) == feats(o.x.axes) and c_layout(axes):
-        return [replace(o.x, axes=axes)]
+        return [o.x._replace(axes=axes)]
     return o.python("moves feature axes (no C copy step)", axes)
 
 
@@ -142,7 +140,7 @@ def _affine(o):
             and prev.bias is None and lw.consumers.get(src, 0) == 1 and x.buf == len(lw.low.steps) \
             and src not in {out.name for out in lw.g.outputs}:
         # MatMul + Add: the bias joins the dense step.
-        lw.low.steps[-1] = replace(prev, bias=c if o.op == "Add" else np.ascontiguousarray(-c))
+        lw.low.steps[-1] = prev._replace(bias=c if o.op == "Add" else np.ascontiguousarray(-c))
         return [x]
     kind = ("r" if swapped and o.op in ("Sub", "Div") else "") + o.op.lower()
     return o.step(BinaryStep(x.buf, kind, c))

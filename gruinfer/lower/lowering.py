@@ -8,7 +8,7 @@ from ..onnx_io.ops import OpError, apply
 from ..onnx_io.shapes import Dims
 from . import frames, plumbing, states
 from .steps import Fallback, Lowering, build_plan
-from .values import LIVE, Constant, Feed, Mismatch, Seq, State, Zeros, c_layout, width
+from .values import LIVE, Constant, Feed, Mismatch, Seq, State, Tiled, Zeros, c_layout, width
 
 PASS_OPS = ("Identity", "Dropout")
 
@@ -200,7 +200,7 @@ class Lowerer:
         if any(a.ids for a in seqs):
             self.python(node, op, "an op on token ids other than an embedding lookup")
             return [Seq(x.axes if isinstance(x, Seq) else seqs[0].axes, None)] * n_out
-        if any(isinstance(a, (Feed, Zeros)) for a in ins):
+        if any(isinstance(a, (Feed, Zeros, Tiled)) for a in ins):
             raise NotStreamable(f"node {node.name!r} ({op}): its inputs are computed at run time in a way "
                                 "streams do not follow")
         return frames.frame_op(self, node, ins, seqs)

@@ -1,6 +1,8 @@
-"""lower/steps.py: the typed plan steps (one frozen dataclass per C step kind, copied 1:1 into a gruinfer_step) and the records a lowering is made of."""
-from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+"""lower/steps.py: the typed plan steps (one record per C step kind, copied 1:1 into a gruinfer_step) and the records a lowering is made of.
+
+The step records are NamedTuples: immutable and named like frozen dataclasses, and about a tenth
+of the cost to define (a frozen dataclass takes ~0.5 ms; this room loads on a session's first run)."""
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,25 +35,23 @@ def _table(a, what):
     return a
 
 
-@dataclass(frozen=True, eq=False)
-class GruStep:
+class GruStep(NamedTuple):
     """A forward GRU layer (a _core.Gru) over the frames of buffer `input`: out [H], stateful."""
     input: int
     layer: object
-    kind: ClassVar[str] = "gru"
+    kind = "gru"
 
     def c_step(self):
         return CStep(self.kind, self.input, layer=self.layer,
                      rule="a forward GRU whose input size is the input width")
 
 
-@dataclass(frozen=True, eq=False)
-class DenseStep:
+class DenseStep(NamedTuple):
     """out = in . weight^T + bias: weight [out, in], bias [out] or None."""
     input: int
     weight: np.ndarray
     bias: object = None
-    kind: ClassVar[str] = "dense"
+    kind = "dense"
 
     def c_step(self):
         w, b = _table(self.weight, "dense weights"), _table(self.bias, "a dense bias")
@@ -59,21 +59,19 @@ class DenseStep:
                      rule="W needs [out, input width] values, the bias [out]")
 
 
-@dataclass(frozen=True, eq=False)
-class ActStep:
+class ActStep(NamedTuple):
     """out = act(in) element-wise: kind a gruinfer_act_kind (onnx_io.activations), alpha, beta."""
     input: int
     act: int
     alpha: float = 0.0
     beta: float = 0.0
-    kind: ClassVar[str] = "act"
+    kind = "act"
 
     def c_step(self):
         return CStep(self.kind, self.input, ints=(self.act,), floats=(self.alpha, self.beta))
 
 
-@dataclass(frozen=True, eq=False)
-class SoftmaxStep:
+class SoftmaxStep(NamedTuple):
     """Softmax (LogSoftmax when log) over the feature row, max subtracted."""
     input: int
     log: bool = False
@@ -86,14 +84,13 @@ class SoftmaxStep:
         return CStep(self.kind, self.input)
 
 
-@dataclass(frozen=True, eq=False)
-class LayerNormStep:
+class LayerNormStep(NamedTuple):
     """LayerNormalization over the feature row: scale [w], bias [w] or None, eps."""
     input: int
     scale: np.ndarray
     bias: object
     eps: float
-    kind: ClassVar[str] = "layernorm"
+    kind = "layernorm"
 
     def c_step(self):
         if self.scale is None:
@@ -103,14 +100,13 @@ class LayerNormStep:
                      rule="scale and bias need the input width's values")
 
 
-@dataclass(frozen=True, eq=False)
-class BinaryStep:
+class BinaryStep(NamedTuple):
     """out = in op other element-wise: op a key of BINARY_OPS; other a buffer (as input) of the
     same width, or a constant [w]."""
     input: int
     op: str
     other: object
-    kind: ClassVar[str] = "binary"
+    kind = "binary"
 
     def c_step(self):
         if self.op not in BINARY_OPS:
@@ -127,24 +123,22 @@ class BinaryStep:
                      rule="the constant needs the input width's values")
 
 
-@dataclass(frozen=True, eq=False)
-class ClipStep:
+class ClipStep(NamedTuple):
     """out = min(max(in, lo), hi); lo, hi may be -/+inf."""
     input: int
     lo: float
     hi: float
-    kind: ClassVar[str] = "clip"
+    kind = "clip"
 
     def c_step(self):
         return CStep(self.kind, self.input, floats=(self.lo, self.hi))
 
 
-@dataclass(frozen=True, eq=False)
-class EmbedStep:
+class EmbedStep(NamedTuple):
     """Rows of table [V, D] looked up by the token ids of the plan input (buffer 0)."""
     table: np.ndarray
     input: int = 0
-    kind: ClassVar[str] = "embed"
+    kind = "embed"
 
     def c_step(self):
         t = self.table
@@ -168,8 +162,7 @@ class Fallback(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True)
-class GruSlot:
+class GruSlot(NamedTuple):
     """A GRU node in the plan: the index of its step, its node name, hidden size and layout."""
     step: int
     name: str
@@ -177,8 +170,7 @@ class GruSlot:
     layout: int
 
 
-@dataclass(frozen=True)
-class StateUse:
+class StateUse(NamedTuple):
     """A graph input that sets the initial state of GRU number gru (an index into
     Lowering.grus): row `row` of its axis 0 (axis 1 when layout), or the whole input when row is
     None (an [N, H] input the graph unsqueezes)."""
@@ -187,22 +179,26 @@ class StateUse:
     layout: int
 
 
-@dataclass
 class Lowering:
-    """What lowering found: fully in C (plan set) or on the declared Python path (not_lowered)."""
-    time_input: str
-    in_axes: tuple                   # axes of the time input ("T", "N", sizes)
-    outputs: dict = field(default_factory=dict)        # graph output -> values.Seq, State, ... or Constant
-    grus: list = field(default_factory=list)           # GruSlot per GRU node, in plan order
-    steps: list = field(default_factory=list)          # typed steps of the C plan, in order
-    not_lowered: list = field(default_factory=list)    # Fallback for every node the C plan lacks
-    state_inputs: dict = field(default_factory=dict)   # graph input -> [StateUse]
-    lens_inputs: set = field(default_factory=set)
-    initial: dict = field(default_factory=dict)        # GRU index -> constant initial_h [1 or N, H]
-    reshapes: dict = field(default_factory=dict)       # Reshape node -> (input axes, output axes)
-    in_ids: bool = False             # the time input holds token ids (fed to C as float32)
-    batch: object = None             # the only batch size the plan follows (a Reshape read it), or None
-    plan: object = None
+    """What lowering found: fully in C (plan set) or on the declared Python path (not_lowered).
+    Filled in by lower.lowering.Lowerer as it reads the graph, read-only afterwards."""
+    __slots__ = ("time_input", "in_axes", "outputs", "grus", "steps", "not_lowered", "state_inputs",
+                 "lens_inputs", "initial", "reshapes", "in_ids", "batch", "plan")
+
+    def __init__(self, time_input, in_axes):
+        self.time_input = time_input
+        self.in_axes = in_axes          # axes of the time input ("T", "N", sizes)
+        self.outputs = {}               # graph output -> values.Seq, State, ... or Constant
+        self.grus = []                  # GruSlot per GRU node, in plan order
+        self.steps = []                 # typed steps of the C plan, in order
+        self.not_lowered = []           # Fallback for every node the C plan lacks
+        self.state_inputs = {}          # graph input -> [StateUse]
+        self.lens_inputs = set()        # graph inputs that are a GRU's sequence_lens
+        self.initial = {}               # GRU index -> constant initial_h [1 or N, H]
+        self.reshapes = {}              # Reshape node -> (input axes, output axes)
+        self.in_ids = False             # the time input holds token ids (fed to C as float32)
+        self.batch = None               # the only batch size the plan follows (a Reshape read it)
+        self.plan = None                # the _core.Plan, when every step is in C
 
     @property
     def lowered(self):

@@ -1,8 +1,9 @@
 """lower/values.py: what lowering knows of each graph value (on the time path, a final state, a feed, shapes, a run-time zero or broadcast) and the axis vocabulary they share.
 
-The records are frozen and compared by identity (eq=False): lowering never compares two values
-by content, and that keeps their classes cheap to make when gruinfer is imported."""
-from dataclasses import dataclass
+The records are NamedTuples (immutable, named fields: a frozen dataclass costs ten times as much
+to define, and streams import this module with gruinfer); lowering reads them only by field,
+never as tuples, and refuses them where a constant array is expected."""
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,8 +17,7 @@ MERGED = ("NT", "TN")
 TN = ("T", "N") + MERGED
 
 
-@dataclass(frozen=True, eq=False)
-class Seq:
+class Seq(NamedTuple):
     """A tensor on the time path.  axes: per tensor axis "T", "N", "NT"/"TN" (the two merged, see
     MERGED) or a fixed size; buf: the plan buffer holding it frame by frame (0 the plan input,
     k >= 1 step k-1's output), None when only the Python path computes it.
@@ -30,8 +30,7 @@ class Seq:
     ids: bool = False
 
 
-@dataclass(frozen=True, eq=False)
-class State:
+class State(NamedTuple):
     """Final states of GRUs ks (indices into Lowering.grus), stacked on axis "L" when several;
     other axes "N", the hidden size or 1.  No ks: final states only the Python path computes."""
     ks: tuple
@@ -43,16 +42,14 @@ class Zeros:
     __slots__ = ()
 
 
-@dataclass(frozen=True, eq=False)
-class Tiled:
+class Tiled(NamedTuple):
     """A constant broadcast along the batch at run time (a learned initial state,
     h0.expand(-1, N, -1)): value has size 1 on axis n, which the batch fills."""
     value: np.ndarray
     n: int
 
 
-@dataclass(frozen=True, eq=False)
-class Feed:
+class Feed(NamedTuple):
     """A graph input other than the frames (an initial state); rows: the slice of axis 0 taken;
     unsq: the axis a size-1 axis was inserted at (Unsqueeze or Reshape of an [N, H] input into
     [1, N, H] or [N, 1, H]), None when the value is the input itself."""

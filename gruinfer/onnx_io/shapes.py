@@ -1,5 +1,5 @@
 """onnx_io/shapes.py: the one shape tracker: int tensors computed from shapes (Shape, Gather, Slice, Concat, Mul, Equal, Where, ...) followed entry by entry, with sizes known, symbolic or unknown."""
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,8 +9,7 @@ from . import forms
 INT_TYPES = (6, 7)
 
 
-@dataclass(frozen=True)
-class Dims:
+class Dims(NamedTuple):
     """A 1-D int tensor computed from shapes (0-D when scalar, one entry).  Entries are ints,
     symbols (any other value: a named axis such as "T", a loop count) or None (unknown);
     Equal gives bools."""
