@@ -1,5 +1,4 @@
 """lower/lowering.py: graph -> stream plan: which input is time, one pass over the nodes giving each value its meaning (dispatched by what its inputs are), the plan built at the end."""
-import numpy as np
 
 from ..errors import InvalidModel, NotStreamable
 from ..graph import node_failed
