@@ -28,14 +28,19 @@ class InferenceSession:
     name from gruinfer.kernel_info()["available"], e.g. "ref".
     check_finite: refuse inputs holding NaN or Inf (InvalidArgument) instead of
     propagating them.
+    external_data_dir: the folder a model's external-data files are read from (default: the
+    model file's folder).  Required for bytes or a ModelProto that keep tensors in external
+    files; without it such a model is refused (InvalidModel), never read relative to the
+    working directory.  Every file must resolve, symbolic links followed, inside that folder
+    and be a regular file.
     """
 
     def __init__(self, model, sess_options=None, providers=None, provider_options=None, *,
-                 threads=1, kernel=None, check_finite=True):
+                 threads=1, kernel=None, check_finite=True, external_data_dir=None):
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
             raise InvalidArgument(f"threads must be an int in [1, 256], got {threads!r}")
         _check_kernel(kernel)
-        proto = load_model(model)
+        proto = load_model(model, external_data_dir)
         check_model(proto, opset_version(proto))
         from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from . import forms
 from .activations import OP_ACTIVATIONS, apply_op
+from .proto import tensor_to_array
 
 
 # The most elements an op may create from sizes it is given (1 GiB of float32).
@@ -207,9 +208,8 @@ def _shape(ins, at, opset):
 
 
 def _constant_of_shape(ins, at, opset):
-    from onnx import numpy_helper
-
-    value = numpy_helper.to_array(at["value"]) if "value" in at else np.zeros(1, np.float32)
+    value = tensor_to_array(at["value"], "ConstantOfShape value") if "value" in at else \
+        np.zeros(1, np.float32)
     return [np.full(_check_size([int(d) for d in np.asarray(ins[0]).reshape(-1)]), value.reshape(-1)[0],
                     dtype=value.dtype)]
 

@@ -4,29 +4,49 @@ import os
 import numpy as np
 
 from ..errors import InvalidModel, UnsupportedOp
+from .external import external_tensors, load_external_data
 
 
-def load_model(model):
-    """An onnx.ModelProto from a path (external data followed), bytes, or a ModelProto."""
+def load_model(model, external_data_dir=None):
+    """An onnx.ModelProto from a path, bytes, or a ModelProto, its external-data tensors read
+    (onnx_io/external.py) from the model file's folder, or from external_data_dir: required
+    when bytes or a ModelProto keep tensors in external files (there is no model folder then).
+    A ModelProto given is never modified (it is copied when its external data is read)."""
     import onnx
 
+    base = None if external_data_dir is None else os.fspath(external_data_dir)
     if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
+        proto, what = model, "the ModelProto"
+    elif isinstance(model, (bytes, bytearray, memoryview)):
         try:
-            return onnx.load_model_from_string(bytes(model))
+            proto, what = onnx.load_model_from_string(bytes(model)), "the model's bytes"
         except Exception as e:  # the damaged-model boundary: protobuf raises its own DecodeError
             raise InvalidModel(f"bytes are not a valid ONNX model: {e}") from None
-    if isinstance(model, (str, os.PathLike)):
+    elif isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no ONNX model at {path!r}")
         try:
-            return onnx.load(path)
-        except Exception as e:  # the damaged-model boundary (protobuf, external data)
+            proto, what = onnx.load(path, load_external_data=False), None
+        except Exception as e:  # the damaged-model boundary (protobuf)
             raise InvalidModel(f"{path!r} is not a loadable ONNX model: {e}") from None
-    raise TypeError(
-        f"model must be a path, bytes or onnx.ModelProto, not {type(model).__name__}")
+        base = base or os.path.dirname(os.path.abspath(path))
+    else:
+        raise TypeError(
+            f"model must be a path, bytes or onnx.ModelProto, not {type(model).__name__}")
+    tensors = external_tensors(proto.graph)
+    if tensors:
+        if base is None:
+            t = tensors[0]
+            raise InvalidModel(
+                f"tensor {t.name!r} keeps its data in an external file, and {what} has no "
+                "folder to read it from: pass external_data_dir=the folder that holds it")
+        if proto is model:
+            proto = onnx.ModelProto()
+            proto.CopyFrom(model)
+            tensors = external_tensors(proto.graph)
+        load_external_data(tensors, base)
+    return proto
 
 
 def opset_version(model):
@@ -38,9 +58,14 @@ def opset_version(model):
 
 
 def tensor_to_array(tensor, where):
-    """A TensorProto as a NumPy array, or InvalidModel naming where it was read."""
+    """A TensorProto as a NumPy array, or InvalidModel naming where it was read.  External data
+    must have been read by load_model: none is looked for here (not relative to the working
+    directory either)."""
     from onnx import numpy_helper
 
+    if tensor.data_location == 1:  # EXTERNAL
+        raise InvalidModel(f"{where}: tensor {tensor.name!r} keeps its data in an external file "
+                           "that was not read with the model")
     try:
         return numpy_helper.to_array(tensor)
     except Exception as e:  # the damaged-model boundary: a tensor whose bytes do not fit its type
