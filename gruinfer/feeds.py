@@ -82,11 +82,15 @@ def check_output_names(outputs, wanted):
     """The outputs asked for (None: all of them, in graph order), each checked to be one."""
     if wanted is None:
         return list(outputs)
-    if isinstance(wanted, str):
+    if isinstance(wanted, (str, bytes)):
         raise InvalidArgument("output_names must be a list of names or None, not a string")
-    names = list(wanted)
+    try:
+        names = list(wanted)
+    except TypeError:
+        raise InvalidArgument(f"output_names must be a list of names or None, got "
+                              f"{type(wanted).__name__}") from None
     for n in names:
-        if n not in outputs:
+        if not isinstance(n, str) or n not in outputs:
             raise InvalidArgument(
                 f"{n!r} is not a graph output; outputs are " + ", ".join(map(repr, outputs)))
     return names
