@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .feeds import check_output_names, coerce_feeds, coerce_float
+from .feeds import as_array, check_output_names, coerce_feeds, coerce_float
 from .interp import GruState
 from .lower.values import MERGED, Seq, State
 
@@ -136,7 +136,7 @@ class _StreamBase:
     def _slots(self, slots):
         if slots is None:
             return None
-        idx = np.asarray(slots)
+        idx = as_array(slots, "slots")
         if idx.size and (idx.dtype.kind not in "iu" or idx.ndim > 1):
             raise InvalidArgument(f"slots must be a list of slot indices, got {slots!r}")
         idx = idx.reshape(-1).astype(np.int64)
@@ -186,7 +186,7 @@ class Stream(_StreamBase, _core.StreamCore):
     def _coerce_frame(self, x):
         """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
         if self._low.in_ids:
-            x = np.asarray(x)
+            x = as_array(x, "step input")
             if x.dtype.kind in "iu":
                 x = _id_floats(x)
         return coerce_float(x, "step input", self.frame_in_shape)
@@ -357,7 +357,7 @@ class PyStream(_StreamBase):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
-        x = np.asarray(x)
+        x = as_array(x, "step input")
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
         y = self.run([first], {low.time_input: x})[0]
