@@ -134,17 +134,18 @@ class _StreamBase:
             self._set(i, h)
 
     def _slots(self, slots):
+        """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices, each checked."""
         if slots is None:
             return None
         idx = as_array(slots, "slots")
-        if idx.size and (idx.dtype.kind not in "iu" or idx.ndim > 1):
-            raise InvalidArgument(f"slots must be a list of slot indices, got {slots!r}")
-        idx = idx.reshape(-1).astype(np.int64)
-        bad = idx[(idx < 0) | (idx >= self.batch_size)]
+        if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
+        idx = idx.reshape(-1)
+        bad = idx[(idx < 0) | (idx >= self.batch_size)]  # before int64 could wrap a uint64
         if bad.size:
             raise InvalidArgument(
                 f"slot {int(bad[0])} is out of range for a stream of batch_size {self.batch_size}")
-        return idx
+        return idx.astype(np.int64)
 
 
 class Stream(_StreamBase, _core.StreamCore):
