@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .feeds import as_array, check_output_names, coerce_feeds, coerce_float
+from .feeds import as_array, check_output_names, check_shape, coerce_feeds, coerce_float
 from .interp import GruState
 from .lower.values import MERGED, Seq, State
 
@@ -71,14 +71,17 @@ class _StreamBase:
                 "fed to a stream (sess.run accepts it)")
         if low.time_input not in feeds:
             raise InvalidArgument(f"missing input {low.time_input!r}")
-        x = feeds[low.time_input]
+        x, what = feeds[low.time_input], f"input {low.time_input!r}"
         shape = [N if a == "N" else None if a == "T" else a for a in low.in_axes]
+        if low.in_ids and x.dtype.kind not in "iuf":
+            raise InvalidArgument(f"{what}: expected token ids (an integer tensor), got dtype "
+                                  f"{x.dtype}")
         if x.dtype.kind == "f":
-            x = coerce_float(x, f"input {low.time_input!r}", shape)
-        elif x.ndim != len(shape) or x.shape[low.in_axes.index("N")] != N:
-            raise InvalidArgument(f"input {low.time_input!r}: expected shape {shape}, got {list(x.shape)}")
+            x = coerce_float(x, what, shape)
+        else:
+            check_shape(x, what, shape)
         if low.frames(x) < 1:
-            raise InvalidArgument(f"input {low.time_input!r}: a chunk needs at least one frame")
+            raise InvalidArgument(f"{what}: a chunk needs at least one frame")
         feeds[low.time_input] = x
         return names, feeds
 
@@ -188,6 +191,9 @@ class Stream(_StreamBase, _core.StreamCore):
         """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
         if self._low.in_ids:
             x = as_array(x, "step input")
+            if x.dtype.kind not in "iuf":
+                raise InvalidArgument(
+                    f"step input: expected token ids (an integer array), got dtype {x.dtype}")
             if x.dtype.kind in "iu":
                 x = _id_floats(x)
         return coerce_float(x, "step input", self.frame_in_shape)
