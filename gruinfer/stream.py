@@ -85,21 +85,31 @@ class _StreamBase:
         feeds[low.time_input] = x
         return names, feeds
 
+    def _state_shape(self, name):
+        """The shape a feed of state input `name` has: [N, H] when the graph unsqueezes it into
+        initial_h, else [rows, N, H] ([N, rows, H] with layout 1) with the rows it declares
+        (None when it declares none: at least one more than the highest row a GRU reads)."""
+        uses, N = self._low.state_inputs[name], self.batch_size
+        H = self._low.grus[uses[0].gru].hidden
+        if uses[0].row is None:
+            return [N, H]
+        ax, declared = 1 if uses[0].layout else 0, self._declared[name].shape
+        rows = declared[ax] if declared and len(declared) == 3 and isinstance(declared[ax], int) \
+            and declared[ax] > 0 else None
+        return [N, rows, H] if ax else [rows, N, H]
+
     def _state_rows(self, feeds):
         """{GRU index: [N, H] state} set by state-input feeds."""
         low, N, out = self._low, self.batch_size, {}
         for name, uses in low.state_inputs.items():
             if name not in feeds:
                 continue
-            h = coerce_float(feeds[name], f"input {name!r}")
+            h = coerce_float(feeds[name], f"input {name!r}", self._state_shape(name))
             for use in uses:
                 H, row = low.grus[use.gru].hidden, use.row
                 if row is None:  # an [N, H] input the graph unsqueezes into initial_h
-                    if h.shape != (N, H):
-                        raise InvalidArgument(f"input {name!r}: expected an initial state of shape "
-                                              f"[{N}, {H}], got {list(h.shape)}")
                     rows = h
-                elif h.ndim == 3 and h.shape[1 if use.layout else 0] > row:
+                elif h.shape[1 if use.layout else 0] > row:
                     rows = h[:, row] if use.layout else h[row]
                 else:
                     rows = None
