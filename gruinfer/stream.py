@@ -322,6 +322,7 @@ class PyStream(_StreamBase):
     def __init__(self, interp, low, batch_size):
         self._bind(interp, low)
         self.batch_size = batch_size
+        self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
         self._last_state_feeds = {}
         self.reset()
@@ -348,6 +349,11 @@ class PyStream(_StreamBase):
 
     def run(self, output_names, input_feed):
         """As Stream.run, through the graph interpreter."""
+        results, self._states = self._advance(output_names, input_feed)
+        return results
+
+    def _advance(self, output_names, input_feed):
+        """A chunk's results and the states after it, the stream's own left as they were."""
         graph, low, N = self._graph, self._low, self.batch_size
         names, feeds = self._check_feeds(output_names, input_feed)
         states = dict(self._states)
@@ -362,8 +368,7 @@ class PyStream(_StreamBase):
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
         values = self._interp.execute(feeds, states, low.reshapes)
-        self._states = states
-        return self._interp.results(names, values, feeds)
+        return self._interp.results(names, values, feeds), states
 
     def _zeros_like_input(self, name):
         arg = next(a for a in self._graph.inputs if a.name == name)
@@ -375,14 +380,19 @@ class PyStream(_StreamBase):
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
         x = as_array(x, "step input")
+        check_shape(x, "step input", self.frame_in_shape)
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
-        y = self.run([first], {low.time_input: x})[0]
+        (y,), states = self._advance([first], {low.time_input: x})
         if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
+        if out is not None and not (isinstance(out, np.ndarray) and out.shape == y.shape
+                                    and out.dtype == np.float32 and out.flags.c_contiguous
+                                    and out.flags.writeable):
+            raise InvalidArgument(
+                f"out must be a writeable C-contiguous float32 array of shape {y.shape}")
+        self._states = states
         if out is None:
             return y
-        if not (isinstance(out, np.ndarray) and out.shape == y.shape and out.dtype == y.dtype):
-            raise InvalidArgument(f"out must be a {y.dtype} array of shape {y.shape}")
         out[...] = y
         return out
