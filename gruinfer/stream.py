@@ -324,7 +324,6 @@ class PyStream(_StreamBase):
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
-        self._last_state_feeds = {}
         self.reset()
 
     def _get(self, i):
@@ -359,21 +358,19 @@ class PyStream(_StreamBase):
         states = dict(self._states)
         for i, h in self._state_rows(feeds).items():
             states[low.grus[i].name] = GruState(h, np.zeros(N, bool))
-        for name in low.state_inputs:
-            if name in feeds:
-                self._last_state_feeds[name] = feeds[name]
-            elif name not in graph.constants:
-                feeds[name] = self._last_state_feeds.get(name, self._zeros_like_input(name))
+        for name in low.state_inputs.keys() - feeds.keys() - graph.constants.keys():
+            feeds[name] = self._zero_state_feed(name)
         missing = [a.name for a in graph.inputs if a.name not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
         values = self._interp.execute(feeds, states, low.reshapes)
         return self._interp.results(names, values, feeds), states
 
-    def _zeros_like_input(self, name):
-        arg = next(a for a in self._graph.inputs if a.name == name)
-        return np.zeros([d if isinstance(d, int) and d > 0 else self.batch_size
-                         for d in arg.shape or []], np.float32)
+    def _zero_state_feed(self, name):
+        """An unfed state input: zeros, where fresh (reset) slots start as on the C plan; the
+        carried slots do not read it."""
+        rows = 1 + max(use.row or 0 for use in self._low.state_inputs[name])
+        return np.zeros([rows if d is None else d for d in self._state_shape(name)], np.float32)
 
     def step(self, x, out=None):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
