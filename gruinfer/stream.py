@@ -360,6 +360,8 @@ class PyStream(_StreamBase):
             states[low.grus[i].name] = GruState(h, np.zeros(N, bool))
         for name in low.state_inputs.keys() - feeds.keys() - graph.constants.keys():
             feeds[name] = self._zero_state_feed(name)
+        for name in low.lens_inputs:  # every slot advances by every frame
+            feeds[name] = np.full(N, low.frames(feeds[low.time_input]), np.int32)
         missing = [a.name for a in graph.inputs if a.name not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
