@@ -7,7 +7,10 @@ from . import _core
 from .errors import InvalidArgument
 from .feeds import as_array, check_output_names, check_shape, coerce_feeds, coerce_float
 from .interp import GruState
-from .lower.values import MERGED, Seq, State
+from .lower.values import MAX_WIDTH, MERGED, Seq, State
+
+# The most slots a stream takes: GRUINFER_MAX_DIM of src_c/gru.h bounds them as it bounds rows.
+MAX_BATCH = MAX_WIDTH
 
 
 class ChunkOut(NamedTuple):
@@ -26,6 +29,11 @@ def _id_floats(x):
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)
     return _core.ids_to_float(x)
+
+
+def _check_batch_size(batch_size):
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InvalidArgument(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
 
 
 def _frame_shape(axes, n):
@@ -181,6 +189,7 @@ class Stream(_StreamBase, _core.StreamCore):
     lowered = True
 
     def __new__(cls, interp, low, batch_size):
+        _check_batch_size(batch_size)
         head = low.outputs[interp.graph.outputs[0].name]
         step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
         return super().__new__(cls, low.plan, batch_size, step_out,
@@ -320,6 +329,7 @@ class PyStream(_StreamBase):
     lowered = False
 
     def __init__(self, interp, low, batch_size):
+        _check_batch_size(batch_size)
         self._bind(interp, low)
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
