@@ -92,7 +92,10 @@ cdef inline float *fdata(cnp.ndarray a):
 
 
 cdef inline bint is_f32_c(object a):
+    """a is a C-contiguous array of native float32 (a byte-swapped '>f4' has the same type
+    number: C would read it as garbage)."""
     return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
 
 

@@ -12,7 +12,7 @@ def coerce_float(x, what, shape=None):
     """x as a C-contiguous float32 array; floating dtypes are converted, others refused.
 
     shape: expected shape, with None for a free axis; checked when given."""
-    arr = _asarray(x, what)
+    arr = as_array(x, what)
     if arr.dtype.kind != "f":
         raise InvalidArgument(f"{what}: expected tensor(float) (float32), got dtype {arr.dtype}")
     if shape is not None:
@@ -22,7 +22,7 @@ def coerce_float(x, what, shape=None):
 
 def coerce_int32(x, what, shape=None):
     """x as a C-contiguous int32 array; integer dtypes are converted when the values fit."""
-    arr = _asarray(x, what)
+    arr = as_array(x, what)
     if arr.dtype.kind not in "iu":
         raise InvalidArgument(f"{what}: expected tensor(int32), got dtype {arr.dtype}")
     if arr.dtype != np.int32 and arr.size and (arr.min() < -(2**31) or arr.max() >= 2**31):
@@ -32,7 +32,8 @@ def coerce_int32(x, what, shape=None):
     return np.asarray(arr, dtype=np.int32, order="C")
 
 
-def _asarray(x, what):
+def as_array(x, what):
+    """np.asarray(x), or InvalidArgument naming `what` when x is not rectangular."""
     try:
         return np.asarray(x)
     except ValueError as e:  # ragged nested lists
@@ -67,7 +68,7 @@ def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", chec
         elif arg.type == "tensor(float)":
             arr = coerce_float(value, what)
         else:
-            arr = np.asarray(value)
+            arr = as_array(value, what)
         if arg.shape is not None:
             check_shape(arr, what, [d if check_dims and isinstance(d, int) and d > 0 else None
                                     for d in arg.shape])
@@ -82,11 +83,15 @@ def check_output_names(outputs, wanted):
     """The outputs asked for (None: all of them, in graph order), each checked to be one."""
     if wanted is None:
         return list(outputs)
-    if isinstance(wanted, str):
+    if isinstance(wanted, (str, bytes)):
         raise InvalidArgument("output_names must be a list of names or None, not a string")
-    names = list(wanted)
+    try:
+        names = list(wanted)
+    except TypeError:
+        raise InvalidArgument(f"output_names must be a list of names or None, got "
+                              f"{type(wanted).__name__}") from None
     for n in names:
-        if n not in outputs:
+        if not isinstance(n, str) or n not in outputs:
             raise InvalidArgument(
                 f"{n!r} is not a graph output; outputs are " + ", ".join(map(repr, outputs)))
     return names

@@ -5,9 +5,12 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .feeds import check_output_names, coerce_feeds, coerce_float
+from .feeds import as_array, check_output_names, check_shape, coerce_feeds, coerce_float
 from .interp import GruState
-from .lower.values import MERGED, Seq, State
+from .lower.values import MAX_WIDTH, MERGED, Seq, State
+
+# The most slots a stream takes: GRUINFER_MAX_DIM of src_c/gru.h bounds them as it bounds rows.
+MAX_BATCH = MAX_WIDTH
 
 
 class ChunkOut(NamedTuple):
@@ -26,6 +29,11 @@ def _id_floats(x):
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)
     return _core.ids_to_float(x)
+
+
+def _check_batch_size(batch_size):
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InvalidArgument(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
 
 
 def _frame_shape(axes, n):
@@ -71,16 +79,32 @@ class _StreamBase:
                 "fed to a stream (sess.run accepts it)")
         if low.time_input not in feeds:
             raise InvalidArgument(f"missing input {low.time_input!r}")
-        x = feeds[low.time_input]
+        x, what = feeds[low.time_input], f"input {low.time_input!r}"
         shape = [N if a == "N" else None if a == "T" else a for a in low.in_axes]
+        if low.in_ids and x.dtype.kind not in "iuf":
+            raise InvalidArgument(f"{what}: expected token ids (an integer tensor), got dtype "
+                                  f"{x.dtype}")
         if x.dtype.kind == "f":
-            x = coerce_float(x, f"input {low.time_input!r}", shape)
-        elif x.ndim != len(shape) or x.shape[low.in_axes.index("N")] != N:
-            raise InvalidArgument(f"input {low.time_input!r}: expected shape {shape}, got {list(x.shape)}")
+            x = coerce_float(x, what, shape)
+        else:
+            check_shape(x, what, shape)
         if low.frames(x) < 1:
-            raise InvalidArgument(f"input {low.time_input!r}: a chunk needs at least one frame")
+            raise InvalidArgument(f"{what}: a chunk needs at least one frame")
         feeds[low.time_input] = x
         return names, feeds
+
+    def _state_shape(self, name):
+        """The shape a feed of state input `name` has: [N, H] when the graph unsqueezes it into
+        initial_h, else [rows, N, H] ([N, rows, H] with layout 1) with the rows it declares
+        (None when it declares none: at least one more than the highest row a GRU reads)."""
+        uses, N = self._low.state_inputs[name], self.batch_size
+        H = self._low.grus[uses[0].gru].hidden
+        if uses[0].row is None:
+            return [N, H]
+        ax, declared = 1 if uses[0].layout else 0, self._declared[name].shape
+        rows = declared[ax] if declared and len(declared) == 3 and isinstance(declared[ax], int) \
+            and declared[ax] > 0 else None
+        return [N, rows, H] if ax else [rows, N, H]
 
     def _state_rows(self, feeds):
         """{GRU index: [N, H] state} set by state-input feeds."""
@@ -88,15 +112,12 @@ class _StreamBase:
         for name, uses in low.state_inputs.items():
             if name not in feeds:
                 continue
-            h = coerce_float(feeds[name], f"input {name!r}")
+            h = coerce_float(feeds[name], f"input {name!r}", self._state_shape(name))
             for use in uses:
                 H, row = low.grus[use.gru].hidden, use.row
                 if row is None:  # an [N, H] input the graph unsqueezes into initial_h
-                    if h.shape != (N, H):
-                        raise InvalidArgument(f"input {name!r}: expected an initial state of shape "
-                                              f"[{N}, {H}], got {list(h.shape)}")
                     rows = h
-                elif h.ndim == 3 and h.shape[1 if use.layout else 0] > row:
+                elif h.shape[1 if use.layout else 0] > row:
                     rows = h[:, row] if use.layout else h[row]
                 else:
                     rows = None
@@ -134,17 +155,18 @@ class _StreamBase:
             self._set(i, h)
 
     def _slots(self, slots):
+        """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices, each checked."""
         if slots is None:
             return None
-        idx = np.asarray(slots)
-        if idx.size and (idx.dtype.kind not in "iu" or idx.ndim > 1):
-            raise InvalidArgument(f"slots must be a list of slot indices, got {slots!r}")
-        idx = idx.reshape(-1).astype(np.int64)
-        bad = idx[(idx < 0) | (idx >= self.batch_size)]
+        idx = as_array(slots, "slots")
+        if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
+        idx = idx.reshape(-1)
+        bad = idx[(idx < 0) | (idx >= self.batch_size)]  # before int64 could wrap a uint64
         if bad.size:
             raise InvalidArgument(
                 f"slot {int(bad[0])} is out of range for a stream of batch_size {self.batch_size}")
-        return idx
+        return idx.astype(np.int64)
 
 
 class Stream(_StreamBase, _core.StreamCore):
@@ -167,6 +189,7 @@ class Stream(_StreamBase, _core.StreamCore):
     lowered = True
 
     def __new__(cls, interp, low, batch_size):
+        _check_batch_size(batch_size)
         head = low.outputs[interp.graph.outputs[0].name]
         step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
         return super().__new__(cls, low.plan, batch_size, step_out,
@@ -186,7 +209,10 @@ class Stream(_StreamBase, _core.StreamCore):
     def _coerce_frame(self, x):
         """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
         if self._low.in_ids:
-            x = np.asarray(x)
+            x = as_array(x, "step input")
+            if x.dtype.kind not in "iuf":
+                raise InvalidArgument(
+                    f"step input: expected token ids (an integer array), got dtype {x.dtype}")
             if x.dtype.kind in "iu":
                 x = _id_floats(x)
         return coerce_float(x, "step input", self.frame_in_shape)
@@ -303,10 +329,11 @@ class PyStream(_StreamBase):
     lowered = False
 
     def __init__(self, interp, low, batch_size):
+        _check_batch_size(batch_size)
         self._bind(interp, low)
         self.batch_size = batch_size
+        self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
-        self._last_state_feeds = {}
         self.reset()
 
     def _get(self, i):
@@ -331,41 +358,50 @@ class PyStream(_StreamBase):
 
     def run(self, output_names, input_feed):
         """As Stream.run, through the graph interpreter."""
+        results, self._states = self._advance(output_names, input_feed)
+        return results
+
+    def _advance(self, output_names, input_feed):
+        """A chunk's results and the states after it, the stream's own left as they were."""
         graph, low, N = self._graph, self._low, self.batch_size
         names, feeds = self._check_feeds(output_names, input_feed)
         states = dict(self._states)
         for i, h in self._state_rows(feeds).items():
             states[low.grus[i].name] = GruState(h, np.zeros(N, bool))
-        for name in low.state_inputs:
-            if name in feeds:
-                self._last_state_feeds[name] = feeds[name]
-            elif name not in graph.constants:
-                feeds[name] = self._last_state_feeds.get(name, self._zeros_like_input(name))
+        for name in low.state_inputs.keys() - feeds.keys() - graph.constants.keys():
+            feeds[name] = self._zero_state_feed(name)
+        for name in low.lens_inputs:  # every slot advances by every frame
+            feeds[name] = np.full(N, low.frames(feeds[low.time_input]), np.int32)
         missing = [a.name for a in graph.inputs if a.name not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
         values = self._interp.execute(feeds, states, low.reshapes)
-        self._states = states
-        return self._interp.results(names, values, feeds)
+        return self._interp.results(names, values, feeds), states
 
-    def _zeros_like_input(self, name):
-        arg = next(a for a in self._graph.inputs if a.name == name)
-        return np.zeros([d if isinstance(d, int) and d > 0 else self.batch_size
-                         for d in arg.shape or []], np.float32)
+    def _zero_state_feed(self, name):
+        """An unfed state input: zeros, where fresh (reset) slots start as on the C plan; the
+        carried slots do not read it."""
+        rows = 1 + max(use.row or 0 for use in self._low.state_inputs[name])
+        return np.zeros([rows if d is None else d for d in self._state_shape(name)], np.float32)
 
     def step(self, x, out=None):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
-        x = np.asarray(x)
+        x = as_array(x, "step input")
+        check_shape(x, "step input", self.frame_in_shape)
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
-        y = self.run([first], {low.time_input: x})[0]
+        (y,), states = self._advance([first], {low.time_input: x})
         if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
+        if out is not None and not (isinstance(out, np.ndarray) and out.shape == y.shape
+                                    and out.dtype == np.float32 and out.flags.c_contiguous
+                                    and out.flags.writeable):
+            raise InvalidArgument(
+                f"out must be a writeable C-contiguous float32 array of shape {y.shape}")
+        self._states = states
         if out is None:
             return y
-        if not (isinstance(out, np.ndarray) and out.shape == y.shape and out.dtype == y.dtype):
-            raise InvalidArgument(f"out must be a {y.dtype} array of shape {y.shape}")
         out[...] = y
         return out
