@@ -1,8 +1,6 @@
 """session.py: InferenceSession, the onnxruntime-compatible entry point: a model loaded through the rooms in order, feeds checked, whole runs on the C plan or the interpreter, streams handed out."""
 import os
 
-import numpy as np
-
 from . import _core
 from .errors import InvalidArgument, KernelUnavailable, NotStreamable
 from .feeds import check_output_names, coerce_feeds
@@ -10,7 +8,7 @@ from .graph import build_graph
 from .interp import Interpreter, build_layers
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
-from .stream import PyStream, Stream
+from .stream import PyStream, Stream, check_batch_size
 
 
 class InferenceSession:
@@ -146,15 +144,14 @@ class InferenceSession:
         """A stream of batch_size independent slots: a Stream over the C plan when the model is
         fully lowered, else a PyStream (stream.lowered False; see plan_info()).  Raises
         NotStreamable for non-causal models."""
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size)
         low = self._lowering()
         if isinstance(low, Exception):
             raise type(low)(str(low))
         if low.batch is not None and batch_size != low.batch:
             raise InvalidArgument(f"batch_size must be {low.batch}: the model's input declares that "
                                   "batch size and a Reshape in it relies on it")
-        return (Stream if low.lowered else PyStream)(self._interp, low, int(batch_size))
+        return (Stream if low.lowered else PyStream)(self._interp, low, batch_size)
 
 
 def _check_kernel(kernel):

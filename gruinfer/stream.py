@@ -31,9 +31,13 @@ def _id_floats(x):
     return _core.ids_to_float(x)
 
 
-def _check_batch_size(batch_size):
-    if not 1 <= batch_size <= MAX_BATCH:
+def check_batch_size(batch_size):
+    """batch_size as an int in [1, MAX_BATCH] (True and other bools are not sizes), or
+    InvalidArgument."""
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) \
+            or not 1 <= batch_size <= MAX_BATCH:
         raise InvalidArgument(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
+    return int(batch_size)
 
 
 def _frame_shape(axes, n):
@@ -189,7 +193,7 @@ class Stream(_StreamBase, _core.StreamCore):
     lowered = True
 
     def __new__(cls, interp, low, batch_size):
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         head = low.outputs[interp.graph.outputs[0].name]
         step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
         return super().__new__(cls, low.plan, batch_size, step_out,
@@ -329,7 +333,7 @@ class PyStream(_StreamBase):
     lowered = False
 
     def __init__(self, interp, low, batch_size):
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         self._bind(interp, low)
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)

@@ -312,10 +312,8 @@ def bad_slots(N):
 BAD_BATCH_SIZES = [pytest.param(v, id=label) for label, v in (
     ("0", 0), ("-1", -1), ("1.5", 1.5), ("2.0", 2.0), ("np.float64", np.float64(2)), ("'2'", "2"),
     ("None", None), ("np.True_", np.True_), ("[2]", [2]), ("array", np.array([2])), ("2**21", 2**21),
-    ("2**63", 2**63), ("2**80", 2**80), ("uint64-max", np.uint64(2**64 - 1)), ("1j", 1j))] + [
-    pytest.param(True, id="True", marks=pytest.mark.xfail(
-        strict=True, reason="sess.stream takes True as 1: its check is in session.py, which "
-        "another change owns this round"))]
+    ("2**63", 2**63), ("2**80", 2**80), ("uint64-max", np.uint64(2**64 - 1)), ("1j", 1j),
+    ("True", True))]
 
 
 # ---------------------------------------------------------------- the calls

@@ -4,7 +4,6 @@ import signal
 import stat
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
