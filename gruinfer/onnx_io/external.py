@@ -9,6 +9,11 @@ _EXTERNAL = 1
 _HALF_BYTE = {21, 22, 23}  # UINT4, INT4, FLOAT4E2M1
 
 
+def is_external(tensor):
+    """The tensor keeps its data in an external file (not read yet)."""
+    return tensor.data_location == _EXTERNAL
+
+
 def external_tensors(graph):
     """Every TensorProto of a graph and its subgraphs that keeps its data in an external file:
     initializers, sparse initializers' values and indices, and tensor attributes (Constant's)."""
@@ -34,7 +39,7 @@ def external_tensors(graph):
                     walk(sub)
 
     walk(graph)
-    return [t for t in out if t.data_location == _EXTERNAL]
+    return [t for t in out if is_external(t)]
 
 
 def load_external_data(tensors, base_dir):

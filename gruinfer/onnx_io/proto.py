@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from ..errors import InvalidModel, UnsupportedOp
-from .external import external_tensors, load_external_data
+from .external import external_tensors, is_external, load_external_data
 
 
 def load_model(model, external_data_dir=None):
@@ -63,7 +63,7 @@ def tensor_to_array(tensor, where):
     directory either)."""
     from onnx import numpy_helper
 
-    if tensor.data_location == 1:  # EXTERNAL
+    if is_external(tensor):
         raise InvalidModel(f"{where}: tensor {tensor.name!r} keeps its data in an external file "
                            "that was not read with the model")
     try:
