@@ -1,26 +1,13 @@
-"""onnx_io/check.py: structure checks run before anything reads a graph: nodes in an order where every input is defined first, and every node's input and output counts fit its ONNX schema, in Loop bodies too."""
+"""onnx_io/check.py: arity checks run before the lifts read a graph: every node's input and output counts fit its ONNX schema, in Loop bodies too (validate.py checks the rest of the schema and the order)."""
 import functools
 
 from ..errors import InvalidModel
 
 
 def check_model(model, opset):
-    """The model's graph is in order (every value defined once, before it is read: no cycles)
-    and every node fits its schema."""
-    g = model.graph
-    known = {t.name for t in g.initializer} | {v.name for v in g.input}
-    for i, p in enumerate(g.node):
-        name = p.name or f"{p.op_type}_{i}"
-        for value in p.output:
-            if value in known:
-                raise InvalidModel(f"node {name!r} ({p.op_type}): output {value!r} is already defined "
-                                   "(by a graph input, an initializer or an earlier node)")
-        for value in p.input:
-            if value and value not in known:
-                raise InvalidModel(f"node {name!r} ({p.op_type}): input {value!r} is not a graph "
-                                   "input, an initializer or the output of an earlier node")
-        known.update(v for v in p.output if v)
-    check_structure(g, opset)
+    """Every node fits its schema's arity (onnx_io.validate, run when the model was loaded, has
+    checked names, attributes, types and order: every value defined once, before it is read)."""
+    check_structure(model.graph, opset)
 
 
 def check_structure(g, opset, parent=None):

@@ -5,10 +5,12 @@ import numpy as np
 
 from ..errors import InvalidModel, UnsupportedOp
 from .external import external_tensors, is_external, load_external_data
+from .validate import validate_model
 
 
 def load_model(model, external_data_dir=None):
-    """An onnx.ModelProto from a path, bytes, or a ModelProto, its external-data tensors read
+    """An onnx.ModelProto from a path, bytes, or a ModelProto, checked against the ONNX schemas
+    (onnx_io/validate.py) before anything else reads it, its external-data tensors read
     (onnx_io/external.py) from the model file's folder, or from external_data_dir: required
     when bytes or a ModelProto keep tensors in external files (there is no model folder then).
     A ModelProto given is never modified (it is copied when its external data is read)."""
@@ -34,6 +36,7 @@ def load_model(model, external_data_dir=None):
     else:
         raise TypeError(
             f"model must be a path, bytes or onnx.ModelProto, not {type(model).__name__}")
+    validate_model(proto)
     tensors = external_tensors(proto.graph)
     if tensors:
         if base is None:
