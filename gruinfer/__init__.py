@@ -11,12 +11,13 @@ except ImportError as _e:  # no silent slow path: without the C core there is no
 from .errors import (GruinferError, InvalidArgument, InvalidModel, KernelUnavailable,
                      NotStreamable, UnsupportedOp)
 from .graph import NodeArg
+from .onnx_io.budget import LoadBudget
 from .session import InferenceSession
 from .stream import Stream
 
 __version__ = "0.1.0"
 
-__all__ = ["InferenceSession", "Stream", "NodeArg", "kernel_info", "GruinferError",
+__all__ = ["InferenceSession", "Stream", "NodeArg", "LoadBudget", "kernel_info", "GruinferError",
            "InvalidArgument", "InvalidModel", "KernelUnavailable", "NotStreamable",
            "UnsupportedOp", "__version__"]
 

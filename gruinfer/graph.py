@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import InvalidArgument, InvalidModel, UnsupportedOp
 from .onnx_io import shapes
+from .onnx_io.budget import LoadBudget
 from .onnx_io.gru_spec import GruSpec, gru_spec
 from .onnx_io.ops import OPS, OpError, apply
 from .onnx_io.proto import attrs, constant_value, declared_dims, opset_version, tensor_to_array
@@ -69,7 +70,8 @@ class Graph(NamedTuple):
     overridable: initializers that are also graph inputs (a feed may replace them at run time;
     their load-time values are in constants).  feeds_of: value -> the feeds (graph inputs,
     overridable initializers) its data depends on; a Shape depends on none.  notes: what the
-    rewrites did (rewrite.LiftNote records)."""
+    rewrites did (rewrite.LiftNote records).  budget: the LoadBudget it was loaded under (its
+    loop_iterations bound Loops at run time)."""
     opset: int
     inputs: list
     outputs: list
@@ -78,6 +80,7 @@ class Graph(NamedTuple):
     nodes: list
     feeds_of: dict
     notes: list
+    budget: LoadBudget
 
 
 def node_failed(node, ins, reason, load):
@@ -88,16 +91,17 @@ def node_failed(node, ins, reason, load):
     return cls(f"node {node.name!r} ({node.op}) failed{when}: {reason} (input shapes {sizes})")
 
 
-def build_graph(model, notes=()):
+def build_graph(model, notes=(), budget=None):
     """The Graph of a (rewritten) model: every node checked (op supported, inputs defined before
-    use, GRU specs, Loop bodies), constants folded."""
-    return _Reader(model, list(notes)).graph
+    use, GRU specs, Loop bodies), constants folded (within the load budget when the caller
+    holds the load to one: onnx_io.budget.loading)."""
+    return _Reader(model, list(notes), budget or LoadBudget()).graph
 
 
 class _Reader:
     """One pass over the nodes in order: what each value is known to be at load."""
 
-    def __init__(self, model, notes):
+    def __init__(self, model, notes, budget):
         g = model.graph
         self.opset = opset_version(model)
         self.constants = {t.name: tensor_to_array(t, "initializer") for t in g.initializer}
@@ -126,7 +130,7 @@ class _Reader:
             if o.name not in known:
                 raise InvalidModel(f"graph output {o.name!r} is not produced by any node or input")
         self.graph = Graph(self.opset, inputs, outputs, overridable, self.constants, nodes,
-                           self.feeds_of, notes)
+                           self.feeds_of, notes, budget)
 
     def node(self, p, name, known):
         """The Node for p, or None when it is folded away (a Constant, or computed at load)."""

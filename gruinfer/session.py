@@ -6,6 +6,7 @@ from .errors import InvalidArgument, KernelUnavailable, NotStreamable
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
 from .interp import Interpreter, build_layers
+from .onnx_io.budget import check_load_budget, loading
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
 from .stream import PyStream, Stream, check_batch_size
@@ -31,19 +32,23 @@ class InferenceSession:
     files; without it such a model is refused (InvalidModel), never read relative to the
     working directory.  Every file must resolve, symbolic links followed, inside that folder
     and be a regular file.
+    load_budget: a gruinfer.LoadBudget (None: its defaults): what constant folding at load may
+    allocate, how long the lifts may prove, how many iterations a Loop may run.
     """
 
     def __init__(self, model, sess_options=None, providers=None, provider_options=None, *,
-                 threads=1, kernel=None, check_finite=True, external_data_dir=None):
+                 threads=1, kernel=None, check_finite=True, external_data_dir=None, load_budget=None):
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
             raise InvalidArgument(f"threads must be an int in [1, 256], got {threads!r}")
         _check_kernel(kernel)
-        proto = load_model(model, external_data_dir)
-        check_model(proto, opset_version(proto))
-        from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
+        budget = check_load_budget(load_budget)
+        with loading(budget):
+            proto = load_model(model, external_data_dir)
+            check_model(proto, opset_version(proto))
+            from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
 
-        proto, notes = rewrite(proto)
-        self._graph = build_graph(proto, notes)
+            proto, notes = rewrite(proto)
+            self._graph = build_graph(proto, notes, budget)
         self._kernel = kernel
         self._interp = Interpreter(self._graph, build_layers(self._graph, kernel, threads), kernel,
                                    threads, bool(check_finite))

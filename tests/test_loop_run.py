@@ -5,7 +5,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import gruinfer
-from gruinfer.interp import loop as loop_run
 
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
@@ -137,15 +136,27 @@ def test_body_that_does_not_match_the_loop():
         gruinfer.InferenceSession(m)
 
 
-def test_runaway_loop_stops_with_an_error(monkeypatch):
-    monkeypatch.setattr(loop_run, "MAX_ITERATIONS", 50)
+def test_runaway_loop_stops_with_an_error():
     body = scan_body(False)
     body.node[0].input[1] = "zero_i"  # always row 0, so the condition-less while loop never ends
     body.initializer.append(const("zero_i", np.array(0, np.int64)))
     m = loop_model(trip=None, with_cond=True)
     m.graph.node[0].attribute[0].g.CopyFrom(body)
-    with pytest.raises(gruinfer.InvalidArgument, match="my_loop.*50 iterations"):
-        gruinfer.InferenceSession(m).run(None, {"x": X})
+    budget = gruinfer.LoadBudget(loop_iterations=50)
+    with pytest.raises(gruinfer.InvalidArgument, match="my_loop.*50 iterations.*loop_iterations"):
+        gruinfer.InferenceSession(m, load_budget=budget).run(None, {"x": X})
+
+
+def test_a_trip_count_past_the_budget_stops_at_the_budget():
+    """A trip count of 2**40 (a hang) stops at loop_iterations, before the body runs that often."""
+    body = scan_body(False)
+    body.node[0].input[1] = "zero_i"
+    body.initializer.append(const("zero_i", np.array(0, np.int64)))
+    m = loop_model(trip=2**40, with_cond=False)
+    m.graph.node[0].attribute[0].g.CopyFrom(body)
+    budget = gruinfer.LoadBudget(loop_iterations=20)
+    with pytest.raises(gruinfer.InvalidArgument, match="more than 20 iterations"):
+        gruinfer.InferenceSession(m, load_budget=budget).run(None, {"x": X})
 
 
 def test_body_failure_names_both_nodes():

@@ -5,15 +5,12 @@ import numpy as np
 
 from ..onnx_io.ops import OpError
 
-# A Loop with neither a trip count nor a condition that ever ends it stops here with an error.
-MAX_ITERATIONS = 1 << 24
-
-
-def run_loop(body, ins, scope, run_op):
+def run_loop(body, ins, scope, run_op, max_iterations):
     """The outputs of a Loop with this graph.LoopBody: final carried values, then the scan
     outputs stacked on a new first axis.  ins: its inputs (trip count, condition, initial
     carried values); scope: every value visible where the Loop runs; run_op(node, values) runs
-    one body node.  OpError when the Loop cannot go on."""
+    one body node.  OpError when the Loop cannot go on, or would pass max_iterations (the
+    LoadBudget's loop_iterations) whatever its trip count or condition says."""
     ins = list(ins) + [None] * (2 - len(ins))
     trip, cond = ins[0], ins[1]
     carried = list(ins[2:])
@@ -26,8 +23,9 @@ def run_loop(body, ins, scope, run_op):
     scans = [[] for _ in body.outputs[1 + n:]]
     i = 0
     while going and (trips is None or i < trips):
-        if i >= MAX_ITERATIONS:
-            raise OpError(f"the loop ran {MAX_ITERATIONS} iterations without its condition ending it")
+        if i >= max_iterations:
+            raise OpError(f"the Loop would run more than {max_iterations} iterations, the budget "
+                          "loop_iterations (gruinfer.LoadBudget)")
         local = dict(body.constants)
         local[body.inputs[0]] = np.array(i, np.int64)
         local[body.inputs[1]] = np.array(going)

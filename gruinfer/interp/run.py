@@ -74,7 +74,8 @@ class Interpreter:
             return [ins[0].reshape([size.get(a, a) for a in dst])]
         try:
             if node.op == "Loop":
-                return run_loop(node.body, ins, values, lambda b, v: self.run_node(b, v, reshapes))
+                return run_loop(node.body, ins, values, lambda b, v: self.run_node(b, v, reshapes),
+                                self.graph.budget.loop_iterations)
             return apply(node.op, ins, node.attrs, self.graph.opset)
         except OpError as e:
             raise node_failed(node, ins, e, load=False) from None

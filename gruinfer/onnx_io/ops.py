@@ -1,7 +1,8 @@
 """onnx_io/ops.py: what each non-GRU ONNX op gruinfer runs computes, in NumPy: the one definition, used to fold constants, to check proved cells and to run the slow path."""
 import numpy as np
 
-from . import forms
+from . import budget, forms
+from .op_sizes import output_bound
 from .activations import OP_ACTIVATIONS, apply_op
 from .proto import tensor_to_array
 
@@ -556,12 +557,18 @@ class OpError(Exception):
 
 def apply(op, ins, at, opset):
     """The outputs of ONNX op `op` (a key of OPS) on inputs ins (None for an omitted optional
-    input) with decoded attributes at: a list of arrays, or OpError."""
+    input) with decoded attributes at: a list of arrays, or OpError.  While a model loads
+    (budget.loading), an op whose outputs would pass the load budget is refused before it runs."""
     ins = list(ins)
     while ins and ins[-1] is None:
         ins.pop()
     try:
-        return [None if v is None else np.asarray(v) for v in OPS[op](ins, at, opset)]
+        budget.before_fold(*output_bound(op, ins, at))
+        outs = [None if v is None else np.asarray(v) for v in OPS[op](ins, at, opset)]
+        budget.charge_fold(sum(v.nbytes for v in outs if v is not None))
+        return outs
+    except budget.BudgetExceeded as e:
+        raise OpError(str(e)) from None
     except KeyError as e:
         raise OpError(f"missing attribute {e}") from None
     except AttributeError:  # an optional input left empty where the op needs it

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from ..onnx_io import forms
+from ..onnx_io.budget import check_prover_time
 from ..onnx_io.activations import OP_ACTIVATIONS
 from ..onnx_io.proto import attr, attrs, opset_version
 from .algebra import NotGru, Poly
@@ -146,6 +147,7 @@ def _find_cells(g, outer, opset):
         if node.op_type not in ("Add", "Sub") or not node.output or not node.output[0]:
             continue
         v = node.output[0]
+        check_prover_time(f"{node.op_type} node {node.name or v!r}")
         src = leaves(v)
         if len(src) != 2 or outer.elem_types.get(v, onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
             continue

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 
 from ..onnx_io import forms
+from ..onnx_io.budget import check_prover_time
 from ..onnx_io.check import arity_error
 from ..onnx_io.activations import OP_ACTIVATIONS, op_params
 from ..onnx_io.proto import attr, attrs, tensor_to_array
@@ -65,6 +66,7 @@ class SymbolicEval:
     def _eval(self, node):
         op = node.op_type
         where = f"{op} node {node.name or node.output[0]!r}"
+        check_prover_time(where)
         if node.domain not in ("", "ai.onnx"):
             raise NotGru(f"{where}: op domain {node.domain!r}")
         why = arity_error(node, self.opset)

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 
 from ..onnx_io import forms
+from ..onnx_io.budget import check_prover_time
 from ..onnx_io.proto import attr, attrs, declared_dims, known_sizes, opset_version, tensor_to_array
 from .algebra import Cond, Count, NotGru, Poly, number, scalar
 from .cell import GruCell, check_data, match_cell, run_nodes, self_check
@@ -72,6 +73,7 @@ def lift_loops(model):
     at, redefined, inits, notes = {}, set(), [], []
     for i, loop in enumerate(loops):
         label = loop.name or f"Loop_{i}"
+        check_prover_time(f"Loop node {label!r}")
         try:
             found = _analyse(loop, outer, opset)
             outer.proven[id(loop)] = outer.dim(found.X, 0)
