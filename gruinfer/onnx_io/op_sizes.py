@@ -28,7 +28,7 @@ def output_bound(op, ins, at):
         cols = b[-1] if len(b) >= 2 else 1
         n = _elements(np.broadcast_shapes(a[:-2], b[:-2])) * rows * cols
     elif op in ("Expand", "Tile", "Pad", "ConstantOfShape", "Range"):
-        n = _grown(op, arrs, n)
+        n = _grown(op, arrs, at, n)
     elif op == "Concat":
         n = sum(a.size for a in arrs)
     elif op == "Gather" and len(arrs) == 2 and arrs[0].ndim:
@@ -45,17 +45,20 @@ def output_bound(op, ins, at):
     return n, item
 
 
-def _grown(op, arrs, n):
-    """Elements Expand, Tile, Pad, ConstantOfShape or Range make, from their size inputs (the
-    op refuses sizes that make no sense: 0 here)."""
-    sizes = arrs[1] if op != "ConstantOfShape" and op != "Range" else arrs[0]
+def _grown(op, arrs, at, n):
+    """Elements Expand, Tile, Pad, ConstantOfShape or Range make, from their size inputs (0
+    where the op will refuse its sizes)."""
     if op == "Range":
         if len(arrs) != 3 or any(a.size != 1 for a in arrs):
             return 0
         start, limit, delta = (float(a.reshape(())) for a in arrs)
         return 0 if delta == 0 or not np.isfinite((limit - start) / delta) else \
             max(int(min(np.ceil((limit - start) / delta), 2.0**62)), 0)
-    if sizes.dtype.kind not in "iu" or sizes.ndim > 1 or sizes.size > 64:
+    if op == "Pad":  # pads from opset 11 an input, before an attribute; axes may pick the axes
+        sizes = arrs[1] if len(arrs) > 1 else np.asarray(at.get("pads", []), np.int64)
+    else:
+        sizes = arrs[0] if op == "ConstantOfShape" else arrs[1] if len(arrs) > 1 else None
+    if sizes is None or sizes.dtype.kind not in "iu" or sizes.ndim > 1 or sizes.size > 128:
         return n
     d = [int(v) for v in sizes.reshape(-1)]
     x = arrs[0].shape
@@ -63,10 +66,9 @@ def _grown(op, arrs, n):
         return _elements(d)
     if op == "Tile":
         return _elements([a * b for a, b in zip(x, d)]) if len(d) == len(x) else 0
-    if op == "Pad":
-        half = len(d) // 2
-        return _elements([a + d[i] + d[i + half] for i, a in enumerate(x)]) \
-            if len(d) == 2 * len(x) else 0
+    if op == "Pad":  # every axis grows by at most all the pads together
+        grow = sum(max(p, 0) for p in d)
+        return _elements([a + grow for a in x])
     out = [max(a, b) for a, b in zip((1,) * (len(d) - len(x)) + x, (1,) * (len(x) - len(d)) + tuple(d))]
     return _elements(out)
 
