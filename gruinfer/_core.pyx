@@ -312,6 +312,10 @@ cdef class Plan:
         return gruinfer_plan_width(self.ptr, k)
 
 
+IN_USE = ("the stream is in use by another thread's call: a stream is for one thread at a "
+          "time (give each thread its own stream)")
+
+
 cdef class StreamCore:
     """N slots of one plan: recurrent states and scratch, allocated once. One thread at a time."""
     cdef gruinfer_stream *ptr
@@ -331,6 +335,7 @@ cdef class StreamCore:
     cdef public bint check_finite
     cdef public bint ids_input      # the frame input is token ids: int frames converted here
     cdef cnp.ndarray id_frame       # float32 frame those ids are written into
+    cdef bint busy                  # a call is using the stream (set and tested with the GIL held)
 
     def __cinit__(self, Plan plan, int64_t batch_size, int32_t step_out, tuple frame_in_shape,
                   tuple frame_out_shape, bint check_finite=True):
@@ -366,6 +371,17 @@ cdef class StreamCore:
         free(self.o_st)
         free(self.o_sn)
 
+    def _claim(self):
+        """Mark the stream in use by this call, or InvalidArgument when another thread's call
+        is using it (a stream is for one thread at a time; the test and the mark are made
+        with the GIL held, so two threads cannot both pass)."""
+        if self.busy:
+            raise InvalidArgument(IN_USE)
+        self.busy = True
+
+    def _release(self):
+        self.busy = False
+
     def _coerce_frame(self, x):
         """Slow path of step(), for a frame that is not float32 C-contiguous of frame_in_shape
         (nor, with ids_input, such an int32/int64 frame): a subclass converts it or says what is
@@ -393,6 +409,15 @@ cdef class StreamCore:
 
     def step(self, x, out=None):
         """Advance every slot by one frame; return the first output for that frame (into `out` when given)."""
+        if self.busy:
+            raise InvalidArgument(IN_USE)
+        self.busy = True
+        try:
+            return self._step(x, out)
+        finally:
+            self.busy = False
+
+    cdef object _step(self, x, out):
         if not shape_is(x, self.in_nd, self.in_dims):
             ids = self._id_frame(x) if self.ids_input else None
             x = self._coerce_frame(x) if ids is None else ids

@@ -1,4 +1,6 @@
 """stream.py: stateful streams of a lowered graph: Stream runs the C plan, PyStream the declared slower path through the interpreter."""
+import functools
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -53,6 +55,19 @@ def _split_rows(axes):
 
 def _sizes(axes, T, N):
     return [T * N if a in MERGED else T if a == "T" else N if a == "N" else a for a in axes]
+
+
+def one_thread(method):
+    """A stream call that refuses (InvalidArgument, nothing changed) while another thread's call
+    is using the stream, instead of both working on one state."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        self._claim()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._release()
+    return call
 
 
 class _StreamBase:
@@ -134,10 +149,12 @@ class _StreamBase:
                 out[use.gru] = np.ascontiguousarray(rows)
         return out
 
+    @one_thread
     def get_state(self):
         """{GRU node name: array [batch_size, hidden_size]}: a copy of every recurrent state."""
         return {g.name: self._get(i) for i, g in enumerate(self._low.grus)}
 
+    @one_thread
     def set_state(self, state):
         """Set states from a dict like get_state() returns (a subset of nodes is allowed).
         Everything is checked before anything is written."""
@@ -179,7 +196,8 @@ class Stream(_StreamBase, _core.StreamCore):
     State lives in the engine: run() and step() carry it from call to call.
     A failed call raises and leaves every slot's state as it was.  A stream is
     for one thread at a time; make one stream per thread (the session itself is
-    shared safely).
+    shared safely): a call made while another thread's call is using the stream
+    raises InvalidArgument and changes nothing.
 
     step(x, out=None): x is one frame of the model input (the input with its
     time axis removed, e.g. [batch_size, input_size]); returns the first graph
@@ -227,6 +245,7 @@ class Stream(_StreamBase, _core.StreamCore):
     def _set(self, i, h):
         self._set_state(self._low.grus[i].step, h)
 
+    @one_thread
     def run(self, output_names, input_feed):
         """Advance every slot by a chunk of k >= 1 frames given as in sess.run; state carries over.
 
@@ -286,6 +305,7 @@ class Stream(_StreamBase, _core.StreamCore):
             given.add(id(base))
         return results
 
+    @one_thread
     def reset(self, slots=None):
         """Put the given slots (all when None) back to their initial state; others are untouched."""
         idx = self._slots(slots)
@@ -338,7 +358,16 @@ class PyStream(_StreamBase):
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
+        self._busy = threading.Lock()
         self.reset()
+
+    def _claim(self):
+        """As StreamCore._claim: a lock taken without waiting, so two threads cannot both pass."""
+        if not self._busy.acquire(blocking=False):
+            raise InvalidArgument(_core.IN_USE)
+
+    def _release(self):
+        self._busy.release()
 
     def _get(self, i):
         low = self._low
@@ -350,6 +379,7 @@ class PyStream(_StreamBase):
         self._states[self._low.grus[i].name] = GruState(np.array(h, np.float32),
                                                         np.zeros(self.batch_size, bool))
 
+    @one_thread
     def reset(self, slots=None):
         idx = self._slots(slots)
         for g in self._low.grus:
@@ -360,6 +390,7 @@ class PyStream(_StreamBase):
                 fresh[idx] = True
             self._states[g.name] = GruState(h, fresh)
 
+    @one_thread
     def run(self, output_names, input_feed):
         """As Stream.run, through the graph interpreter."""
         results, self._states = self._advance(output_names, input_feed)
@@ -388,6 +419,7 @@ class PyStream(_StreamBase):
         rows = 1 + max(use.row or 0 for use in self._low.state_inputs[name])
         return np.zeros([rows if d is None else d for d in self._state_shape(name)], np.float32)
 
+    @one_thread
     def step(self, x, out=None):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
         low, first = self._low, self._graph.outputs[0].name

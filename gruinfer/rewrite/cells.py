@@ -156,12 +156,12 @@ def _find_cells(g, outer, opset):
             I = _width(outer, x)
             if not H or not I or _width(outer, v) not in (None, H):
                 continue
-            ev = evaluators.get((x, h))
-            if ev is None:
-                ev = evaluators[(x, h)] = SymbolicEval(_shell(g), outer, opset,
-                                                       {x: Poly.source("x", I), h: Poly.source("h", H)})
-                ev.I = I
             try:
+                ev = evaluators.get((x, h))
+                if ev is None:  # (Poly.source refuses widths the prover does not take)
+                    ev = evaluators[(x, h)] = SymbolicEval(_shell(g), outer, opset, {
+                        x: Poly.source("x", I), h: Poly.source("h", H)})
+                    ev.I = I
                 p = ev.get(v)
                 if not isinstance(p, Poly) or p.width != H:
                     continue
