@@ -1,4 +1,4 @@
-"""Randomly damaged fixture models (seeded): loading, running and streaming raise gruinfer's own errors, never anything else."""
+"""Randomly damaged fixture models (seeded): loading, running and streaming raise gruinfer's own errors, never anything else; tests/hostile.py's hostile models in worker processes never crash, hang or blow up either."""
 import copy
 import glob
 import os
@@ -10,6 +10,7 @@ import pytest
 from onnx import numpy_helper
 
 import gruinfer
+import hostile
 
 FILES = sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "*.onnx")))
 
@@ -74,3 +75,15 @@ def test_damaged_models_raise_gruinfer_errors(seed):
             sess.stream(2).run(None, feeds)
         except gruinfer.GruinferError:
             pass
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hostile_models_never_crash_hang_or_leak_an_internal_error(seed):
+    """tests/hostile.py's seeded hostile models (fixtures damaged byte by byte and field by field,
+    hostile nodes grafted on, random graphs, cell-like graphs, external-data tricks), many per
+    worker process: none kills its worker, hangs it for hostile.HANG_SECONDS, raises anything
+    but a gruinfer error or pushes RSS past hostile.RSS_LIMIT.  By hand, for longer:
+    python tests/hostile.py --seed S --count N."""
+    findings, counts = hostile.run(seed, 0, 700, batch=700)
+    assert findings == []
+    assert sum(counts.values()) == 700 and counts.get("ok", 0) > 0

@@ -89,3 +89,79 @@ def test_threaded_stream_matches_one_thread(lbr):
         stream = gruinfer.InferenceSession(m, threads=threads).stream(N)
         got = np.concatenate([stream.run(["Y"], {"X": x[t:t + 3]})[0] for t in range(0, 9, 3)])
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def _ops(seed, frame_shape, chunk_shape, names):
+    """A seeded random sequence of stream calls (run, step, reset, get_state, set_state)."""
+    rng = np.random.default_rng(seed)
+    ops = []
+    for _ in range(60):
+        k = rng.integers(5)
+        if k == 0:
+            ops.append(("step", rng.standard_normal(frame_shape).astype(np.float32)))
+        elif k == 1:
+            ops.append(("run", rng.standard_normal(chunk_shape).astype(np.float32)))
+        elif k == 2:
+            ops.append(("reset", [int(rng.integers(frame_shape[0]))] if rng.random() < 0.5 else None))
+        elif k == 3:
+            ops.append(("get_state", None))
+        else:
+            ops.append(("set_state", {n: rng.standard_normal((frame_shape[0], hid)).astype(np.float32)
+                                      for n, hid in names}))
+    return ops
+
+
+def _play(stream, ops):
+    """Every result of the calls, in order (copies: out arrays are reused by nothing here)."""
+    got = []
+    for op, arg in ops:
+        if op == "step":
+            got.append(stream.step(arg))
+        elif op == "run":
+            got.extend(stream.run(None, {stream.input_name: arg}))
+        elif op == "reset":
+            stream.reset(arg)
+        elif op == "get_state":
+            got.extend(v for _, v in sorted(stream.get_state().items()))
+        else:
+            stream.set_state(arg)
+    return got
+
+
+@pytest.mark.parametrize("python_path", [False, True])
+def test_eight_threads_hammering_their_own_streams_match_a_replay(python_path):
+    """One session, eight threads, a stream each, a random interleaving of run / step / reset /
+    get_state / set_state calls: every result is bit-identical to the same calls replayed on one
+    thread (streams share the session's weights and nothing else)."""
+    from test_bad_feeds import fixture, on_python_path
+
+    m = fixture("gru2_softmax_ts")
+    sess = gruinfer.InferenceSession(on_python_path(m) if python_path else m)
+    probe = sess.stream(2)
+    assert probe.lowered is not python_path
+    names = [(n, v.shape[1]) for n, v in probe.get_state().items()]
+    frame = probe.frame_in_shape
+    chunk = (3,) + frame
+    plays = [_ops(seed, frame, chunk, names) for seed in range(8)]
+    results, errors = [None] * 8, []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            stream = sess.stream(2)
+            barrier.wait()
+            results[i] = _play(stream, plays[i])
+        except Exception as e:  # reported below, with the thread's index
+            errors.append((i, e))
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors
+    for i in range(8):
+        want = _play(sess.stream(2), plays[i])
+        assert len(want) == len(results[i])
+        for a, b in zip(results[i], want):
+            np.testing.assert_array_equal(a, b)
