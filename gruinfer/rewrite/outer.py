@@ -7,6 +7,7 @@ from ..errors import InvalidModel
 from ..onnx_io import shapes
 from ..onnx_io.ops import OPS, OpError, apply
 from ..onnx_io.proto import attr, attrs, constant_value, known_sizes, tensor_to_array
+from ..onnx_io.validate import validate_model
 from .algebra import Cond, Count, less, scalar
 from .edit import node_reads
 
@@ -37,7 +38,14 @@ def fold(node, values, opset):
 
 def inferred_shapes(model):
     """onnx's shape inference of the model, or the model itself where it refuses (a help, not a
-    requirement: shapes it cannot tell stay unknown)."""
+    requirement: shapes it cannot tell stay unknown).  Only a model that passes the schema
+    check is shown to it (its C++ crashes the process on some malformed nodes), whoever calls
+    the lift: for any other, every shape stays unknown (a session never gets here with one:
+    load_model refused it)."""
+    try:
+        validate_model(model)
+    except InvalidModel:
+        return model
     try:
         return onnx.shape_inference.infer_shapes(model)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError):
