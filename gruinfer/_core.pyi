@@ -5,6 +5,7 @@ import numpy as np
 
 STEP_KINDS: dict[str, int]   # C plan step kinds by name (gruinfer_step_kind_name)
 BINARY_OPS: dict[str, int]   # "binary" step operators by name (gruinfer_binary_op)
+IN_USE: str                  # the message of a stream call refused while another call uses the stream
 
 def kernel_names() -> list[str]: ...
 def kernel_supported(name: str) -> bool: ...
