@@ -1,13 +1,17 @@
 """session.py: InferenceSession, the onnxruntime-compatible entry point: a model loaded through the rooms in order, feeds checked, whole runs on the C plan or the interpreter, streams handed out."""
 import os
+import threading
 
 from . import _core
-from .errors import InvalidArgument, KernelUnavailable, NotStreamable
+from .binding import IOBinding
+from .errors import GruinferError, InvalidArgument, KernelUnavailable, NotStreamable
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
 from .interp import Interpreter, build_layers
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
+from .options import ModelMetadata, check_run_options, normalize_providers, session_options
+from .profile import Profiler
 from .stream import PyStream, Stream, check_batch_size
 
 
@@ -15,41 +19,69 @@ class InferenceSession:
     """Load an ONNX model and run it, with onnxruntime's calling conventions.
 
     model: a path (external-data tensors are followed), the model's bytes, or an
-    onnx.ModelProto.  sess_options, providers and provider_options are accepted
-    for drop-in compatibility with onnxruntime.InferenceSession and ignored.
+    onnx.ModelProto.
+    sess_options: a gruinfer.SessionOptions (intra_op_num_threads, enable_profiling and
+    optimized_model_filepath are read; see its docstring).  providers, provider_options:
+    as onnxruntime takes them; gruinfer runs on the CPU, so any other provider named is warned
+    about (UserWarning) and skipped, as onnxruntime does with a provider it was not built with.
 
-    threads: threads one call may use (default 1): GRU layers with hidden_size
-    >= 512 split each time step's GEMMs and gate math across them, in whole-
-    sequence runs and in stream calls of a few million multiply-adds or more
+    threads: threads one call may use (default: sess_options.intra_op_num_threads, else 1):
+    GRU layers with hidden_size >= 512 split each time step's GEMMs and gate math across
+    them, in whole-sequence runs and in stream calls of a few million multiply-adds or more
     (the threads are started per call).
     kernel: None (GRUINFER_KERNEL if set, else the best for this CPU), or a
     name from gruinfer.kernel_info()["available"], e.g. "ref".
     check_finite: refuse inputs holding NaN or Inf (InvalidArgument) instead of
     propagating them.
+    cast_feeds: as in onnxruntime, a feed must have the element type its input declares (an
+    array of float64 for a tensor(float) input is refused, InvalidArgument); cast_feeds=True
+    converts arrays of another floating or integer dtype instead (a copy of the feed per call).
+    Lists and scalars are converted either way.  Streams follow the same rule.
     external_data_dir: the folder a model's external-data files are read from (default: the
     model file's folder).  Required for bytes or a ModelProto that keep tensors in external
     files; without it such a model is refused (InvalidModel), never read relative to the
     working directory.  Every file must resolve, symbolic links followed, inside that folder
     and be a regular file.
+
+    A session is shared safely by many threads, and pickles (by its model, external data
+    included, and options: the copy loads the model again), so it goes to worker processes;
+    it keeps the loaded model for that, one more copy of its weights in memory.
     """
 
     def __init__(self, model, sess_options=None, providers=None, provider_options=None, *,
-                 threads=1, kernel=None, check_finite=True, external_data_dir=None):
-        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
-            raise InvalidArgument(f"threads must be an int in [1, 256], got {threads!r}")
+                 threads=None, kernel=None, check_finite=True, cast_feeds=False,
+                 external_data_dir=None):
+        self._options = session_options(sess_options)
+        self._providers = normalize_providers(providers, provider_options)
+        threads = _threads(threads, self._options)
         _check_kernel(kernel)
         proto = load_model(model, external_data_dir)
         check_model(proto, opset_version(proto))
+        self._source = _own_copy(proto, model)
+        self._meta = ModelMetadata(proto)
         from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
 
         proto, notes = rewrite(proto)
+        if self._options.optimized_model_filepath:
+            import onnx
+
+            onnx.save(proto, self._options.optimized_model_filepath)
         self._graph = build_graph(proto, notes)
-        self._kernel = kernel
+        self._kernel, self._cast = kernel, bool(cast_feeds)
+        self._args = dict(threads=threads, kernel=kernel, check_finite=bool(check_finite),
+                          cast_feeds=self._cast)
         self._interp = Interpreter(self._graph, build_layers(self._graph, kernel, threads), kernel,
                                    threads, bool(check_finite))
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
         self._lowered = None
+        self._profiler = Profiler(self._options.profile_file_prefix) \
+            if self._options.enable_profiling else None
+
+    def __reduce__(self):
+        """Pickled as its model's bytes and options; unpickling loads the model again."""
+        return (_restore_session, (self._source.SerializeToString(), self._options,
+                                   self._providers, self._args))
 
     def get_inputs(self):
         """The inputs a feed must give (initializers that are also inputs are left out, as in onnxruntime)."""
@@ -62,7 +94,72 @@ class InferenceSession:
         return list(self._graph.overridable.values())
 
     def get_providers(self):
-        return ["CPUExecutionProvider"]
+        return list(self._providers)
+
+    def get_provider_options(self):
+        """{provider: {option: value}}, as given for the CPU provider (gruinfer reads none)."""
+        return {k: dict(v) for k, v in self._providers.items()}
+
+    def set_providers(self, providers=None, provider_options=None):
+        """As in onnxruntime: providers other than the CPU's are warned about and skipped."""
+        self._providers = normalize_providers(providers, provider_options)
+
+    def disable_fallback(self):
+        """Accepted for onnxruntime's API: with only the CPU provider there is nothing to fall
+        back from (gruinfer's own slower paths are listed by plan_info()["fallbacks"])."""
+
+    def enable_fallback(self):
+        """Accepted for onnxruntime's API; see disable_fallback."""
+
+    def get_session_options(self):
+        """A copy of the options the session was made with."""
+        return session_options(self._options)
+
+    def get_modelmeta(self):
+        """The model's metadata: producer_name, graph_name, domain, description,
+        graph_description, version, custom_metadata_map."""
+        return self._meta
+
+    def io_binding(self):
+        """An IOBinding for run_with_iobinding (inputs and preallocated outputs bound by name)."""
+        return IOBinding(self)
+
+    def run_with_iobinding(self, iobinding, run_options=None):
+        """Run with the inputs and outputs bound in iobinding; results land in the outputs'
+        bound buffers (copied into them) or in iobinding.get_outputs()."""
+        if not isinstance(iobinding, IOBinding) or iobinding.session is not self:
+            raise InvalidArgument("run_with_iobinding needs an IOBinding from this session's "
+                                  "io_binding()")
+        iobinding.store(self.run(iobinding.output_names(), iobinding.inputs(), run_options))
+
+    def run_async(self, output_names, input_feed, callback, user_data, run_options=None):
+        """Run on another thread; then callback(results, user_data, error) is called there, with
+        error "" on success, and on failure results [] and the error's message (as in
+        onnxruntime).  Returns at once."""
+        if not callable(callback):
+            raise InvalidArgument("run_async: callback must be callable")
+
+        def work():
+            try:
+                results, err = self.run(output_names, input_feed, run_options), ""
+            except (GruinferError, MemoryError) as e:
+                results, err = [], str(e)
+            callback(results, user_data, err)
+
+        threading.Thread(target=work, name="gruinfer-run-async", daemon=True).start()
+
+    def end_profiling(self):
+        """Write the profile of the runs so far (sess_options.enable_profiling) as a Chrome
+        trace (JSON) named after profile_file_prefix and return its path; profiling stops.
+        Returns "" when profiling is off, as onnxruntime does."""
+        if self._profiler is None:
+            return ""
+        path, self._profiler = self._profiler.write(), None
+        return path
+
+    def get_profiling_start_time_ns(self):
+        """When profiling started (time.perf_counter_ns clock), 0 when it is off."""
+        return 0 if self._profiler is None else self._profiler.start_ns
 
     @property
     def kernel(self):
@@ -72,15 +169,27 @@ class InferenceSession:
         return self._kernel or _core.kernel_default()
 
     def run(self, output_names, input_feed, run_options=None):
-        """Run the whole graph; returns a list of numpy arrays in the order of output_names (None: all)."""
+        """Run the whole graph; returns a list of numpy arrays in the order of output_names
+        (None or []: every output, as in onnxruntime).  run_options: a gruinfer.RunOptions."""
+        check_run_options(run_options)
         names = check_output_names([o.name for o in self._graph.outputs], output_names)
-        feeds = coerce_feeds(self._declared, [a.name for a in self._graph.inputs], input_feed)
+        feeds = coerce_feeds(self._declared, [a.name for a in self._graph.inputs], input_feed,
+                             cast=self._cast)
         low = self._lowering()
-        if self._runs_on_plan(low, feeds):
+        prof = self._profiler
+        start = prof.now() if prof else 0
+        on_plan = self._runs_on_plan(low, feeds)
+        if on_plan:
             x = feeds[low.time_input]
-            return Stream(self._interp, low, x.shape[low.in_axes.index("N")]).run(names, feeds)
-        values = self._interp.execute(feeds, reshapes=None if isinstance(low, Exception) else low.reshapes)
-        return self._interp.results(names, values, feeds)
+            out = Stream(self._interp, low, x.shape[low.in_axes.index("N")],
+                         self._cast).run(names, feeds)
+        else:
+            values = self._interp.execute(
+                feeds, reshapes=None if isinstance(low, Exception) else low.reshapes)
+            out = self._interp.results(names, values, feeds)
+        if prof:
+            prof.run(start, feeds, on_plan)
+        return out
 
     def _runs_on_plan(self, low, feeds):
         """Whether a whole-sequence run goes through the C plan (a fresh stream over the whole
@@ -151,7 +260,38 @@ class InferenceSession:
         if low.batch is not None and batch_size != low.batch:
             raise InvalidArgument(f"batch_size must be {low.batch}: the model's input declares that "
                                   "batch size and a Reshape in it relies on it")
-        return (Stream if low.lowered else PyStream)(self._interp, low, batch_size)
+        s = (Stream if low.lowered else PyStream)(self._interp, low, batch_size, self._cast)
+        s.session = self
+        return s
+
+
+def _restore_session(model, options, providers, args):
+    return InferenceSession(model, options, list(providers.items()), **args)
+
+
+def _own_copy(proto, model):
+    """The loaded model as the session keeps it: never the caller's ModelProto, which the
+    caller may change afterwards."""
+    if proto is model:
+        import onnx
+
+        own = onnx.ModelProto()
+        own.CopyFrom(proto)
+        return own
+    return proto
+
+
+def _threads(threads, options):
+    """The session's thread count: `threads` when given (it must agree with a nonzero
+    intra_op_num_threads), else the options'."""
+    if threads is None:
+        return options.threads()
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+        raise InvalidArgument(f"threads must be an int in [1, 256], got {threads!r}")
+    if options.intra_op_num_threads not in (0, threads):
+        raise InvalidArgument(f"threads={threads} disagrees with sess_options."
+                              f"intra_op_num_threads={options.intra_op_num_threads}")
+    return threads
 
 
 def _check_kernel(kernel):

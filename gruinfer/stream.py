@@ -5,7 +5,8 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .feeds import as_array, check_output_names, check_shape, coerce_feeds, coerce_float
+from .feeds import (as_array, check_dtype, check_output_names, check_shape, coerce_feeds,
+                    coerce_float)
 from .interp import GruState
 from .lower.values import MAX_WIDTH, MERGED, Seq, State
 
@@ -29,6 +30,12 @@ def _id_floats(x):
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)
     return _core.ids_to_float(x)
+
+
+def _reopen(session, batch_size, state):
+    stream = session.stream(batch_size)
+    stream.set_state(state)
+    return stream
 
 
 def check_batch_size(batch_size):
@@ -58,10 +65,38 @@ def _sizes(axes, T, N):
 class _StreamBase:
     """What both streams share: feeds checked, states by GRU node name, slots reset."""
 
-    def _bind(self, interp, low):
+    def _bind(self, interp, low, cast_feeds, batch_size):
         self._interp, self._graph, self._low = interp, interp.graph, low
+        self._cast = cast_feeds
+        for i, h0 in low.initial.items():
+            if h0.shape[0] not in (1, batch_size):
+                raise InvalidArgument(
+                    f"GRU node {low.grus[i].name!r}: its constant initial_h holds "
+                    f"{h0.shape[0]} rows, a batch size fixed at export: a stream of this model "
+                    f"needs batch_size={h0.shape[0]}, not {batch_size}")
+
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
+
+    session = None  # the InferenceSession that made the stream: what a pickled stream reloads
+
+    def __copy__(self):
+        """A fork: a new stream of the same model and batch size, in this stream's state,
+        independent afterwards (the model's weights are shared, not copied)."""
+        twin = type(self)(self._interp, self._low, self.batch_size, self._cast)
+        twin.session = self.session
+        twin.set_state(self.get_state())
+        return twin
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        """Pickled as its session, batch size and state: unpickling loads the model again
+        (once per pickle however many of its streams it holds) and sets the state."""
+        if self.session is None:
+            raise InvalidArgument("only a stream from InferenceSession.stream() pickles")
+        return (_reopen, (self.session, self.batch_size, self.get_state()))
 
     @property
     def input_name(self):
@@ -72,7 +107,8 @@ class _StreamBase:
         graph, low, N = self._graph, self._low, self.batch_size
         names = check_output_names([o.name for o in graph.outputs], output_names)
         feeds = coerce_feeds(self._declared, [a.name for a in graph.inputs], input_feed,
-                             required=False, where="stream feed", check_dims=False)
+                             required=False, where="stream feed", check_dims=False,
+                             cast=self._cast, loose={low.time_input} if low.in_ids else ())
         for name in low.lens_inputs & feeds.keys():
             raise InvalidArgument(
                 f"input {name!r} is a sequence_lens: streams advance every slot by every frame, "
@@ -85,9 +121,8 @@ class _StreamBase:
             raise InvalidArgument(f"missing input {low.time_input!r}")
         x, what = feeds[low.time_input], f"input {low.time_input!r}"
         shape = [N if a == "N" else None if a == "T" else a for a in low.in_axes]
-        if low.in_ids and x.dtype.kind not in "iuf":
-            raise InvalidArgument(f"{what}: expected token ids (an integer tensor), got dtype "
-                                  f"{x.dtype}")
+        if low.in_ids:
+            x = self._check_ids(x, what)
         if x.dtype.kind == "f":
             x = coerce_float(x, what, shape)
         else:
@@ -96,6 +131,21 @@ class _StreamBase:
             raise InvalidArgument(f"{what}: a chunk needs at least one frame")
         feeds[low.time_input] = x
         return names, feeds
+
+    def _check_ids(self, x, what):
+        """Token ids as a stream takes them: an integer array of any width, or float32 (the
+        C plan's own form); float64 only with cast_feeds."""
+        if x.dtype.kind in "iu" or x.dtype == np.float32:
+            return x
+        if x.dtype.kind == "f" and self._cast:
+            return x.astype(np.float32)
+        raise InvalidArgument(f"{what}: expected token ids (an integer array, or float32), got "
+                              f"dtype {x.dtype}")
+
+    def _float(self, x, what, shape):
+        """A float32 feed of a stream (frames, states): another floating dtype only with
+        cast_feeds, as in sess.run."""
+        return coerce_float(check_dtype(x, what, "tensor(float)", self._cast), what, shape)
 
     def _state_shape(self, name):
         """The shape a feed of state input `name` has: [N, H] when the graph unsqueezes it into
@@ -151,7 +201,7 @@ class _StreamBase:
                     f"state for {name!r}: no such GRU node in the stream; nodes are "
                     + ", ".join(map(repr, index)))
             i = index[name]
-            h = coerce_float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i].hidden])
+            h = self._float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i].hidden])
             if not np.isfinite(h).all():
                 raise InvalidArgument(f"state for GRU node {name!r} holds NaN or Inf")
             checked.append((i, h))
@@ -192,7 +242,7 @@ class Stream(_StreamBase, _core.StreamCore):
     """
     lowered = True
 
-    def __new__(cls, interp, low, batch_size):
+    def __new__(cls, interp, low, batch_size, cast_feeds=False):
         check_batch_size(batch_size)
         head = low.outputs[interp.graph.outputs[0].name]
         step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
@@ -200,26 +250,18 @@ class Stream(_StreamBase, _core.StreamCore):
                                _frame_shape(low.in_axes, batch_size),
                                _frame_shape(head.axes, batch_size), interp.check_finite)
 
-    def __init__(self, interp, low, batch_size):
-        self._bind(interp, low)
+    def __init__(self, interp, low, batch_size, cast_feeds=False):
+        self._bind(interp, low, cast_feeds, batch_size)
         self.ids_input = bool(low.in_ids)
-        for i, h0 in low.initial.items():
-            if h0.shape[0] not in (1, batch_size):
-                raise InvalidArgument(
-                    f"GRU node {low.grus[i].name!r}: its constant initial_h holds "
-                    f"{h0.shape[0]} rows; a stream of batch_size {batch_size} needs 1 or {batch_size}")
         self.reset()
 
     def _coerce_frame(self, x):
         """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
-        if self._low.in_ids:
-            x = as_array(x, "step input")
-            if x.dtype.kind not in "iuf":
-                raise InvalidArgument(
-                    f"step input: expected token ids (an integer array), got dtype {x.dtype}")
-            if x.dtype.kind in "iu":
-                x = _id_floats(x)
-        return coerce_float(x, "step input", self.frame_in_shape)
+        if not self._low.in_ids:
+            return self._float(x, "step input", self.frame_in_shape)
+        x = self._check_ids(as_array(x, "step input"), "step input")
+        return coerce_float(_id_floats(x) if x.dtype.kind in "iu" else x, "step input",
+                            self.frame_in_shape)
 
     def _get(self, i):
         return self._get_state(self._low.grus[i].step, self._low.grus[i].hidden)
@@ -261,7 +303,7 @@ class Stream(_StreamBase, _core.StreamCore):
         try:
             for i, h in new_states.items():
                 self._set(i, h)
-            self.run_chunk(x, T, x_st, x.strides[n] // 4, outs)
+            self.run_chunk(x, T, x_st, x.strides[n] // 4, outs, f"input {low.time_input!r}")
         except BaseException:
             for i, h in saved.items():
                 self._set(i, h)
@@ -332,9 +374,9 @@ class PyStream(_StreamBase):
     Same API as Stream; causal by construction (lowering checked every op on the time path)."""
     lowered = False
 
-    def __init__(self, interp, low, batch_size):
+    def __init__(self, interp, low, batch_size, cast_feeds=False):
         check_batch_size(batch_size)
-        self._bind(interp, low)
+        self._bind(interp, low, cast_feeds, batch_size)
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
@@ -392,8 +434,11 @@ class PyStream(_StreamBase):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
-        x = as_array(x, "step input")
-        check_shape(x, "step input", self.frame_in_shape)
+        if low.in_ids:
+            x = self._check_ids(as_array(x, "step input"), "step input")
+            check_shape(x, "step input", self.frame_in_shape)
+        else:
+            x = self._float(x, "step input", self.frame_in_shape)
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
         (y,), states = self._advance([first], {low.time_input: x})
