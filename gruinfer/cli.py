@@ -133,13 +133,29 @@ def _held(graph, where):
                     yield None, arr  # held by the node whose body it is in
 
 
+def _gru_held(graph):
+    """The initializers and Constant outputs that reach a GRU node's inputs, directly or through
+    nodes of constant inputs alone (folded at load: a Paddle export's Identity/Concat chains)."""
+    origins = {t.name: {t.name} for t in graph.initializer}
+    held = set()
+    for n in graph.node:
+        if n.op_type == "Constant":
+            origins[n.output[0]] = {n.output[0]}
+        elif n.op_type == "GRU":
+            held |= set().union(*(origins.get(v, set()) for v in n.input))
+        elif all(v in origins for v in n.input if v) and n.op_type != "Loop":
+            for out in n.output:
+                origins[out] = set().union(*(origins[v] for v in n.input if v))
+    return held
+
+
 def parameters(model):
     """Elements and bytes per precision (dtype) that GRU nodes hold (after the load-time lifts)
     and that every other node holds (initializers, Constant nodes, Loop bodies), and in total."""
-    gru_inputs = {v for n in model.graph.node if n.op_type == "GRU" for v in n.input}
+    gru = _gru_held(model.graph)
     groups = {"gru": {}, "other": {}, "total": {}}
     for name, arr in _held(model.graph, "the model"):
-        _add(groups, "gru" if name in gru_inputs else "other", arr)
+        _add(groups, "gru" if name in gru else "other", arr)
         _add(groups, "total", arr)
     return groups
 
