@@ -287,7 +287,8 @@ def parser():
     i.set_defaults(func=cmd_info)
     b = sub.add_parser("bench", help="latency percentiles per frame (stream) and per sequence (run)",
                        description="time a model on random input: p50/p90/p99 per frame through a "
-                       "stream and per whole-sequence run")
+                       "stream and per whole-sequence run (a progress line on stderr once it has "
+                       "taken over 2 s)")
     b.add_argument("model", nargs="?", default=DEMO_MODEL, help="ONNX file (default: the demo model)")
     _common(b)
     b.add_argument("--threads", type=int, default=1, help="threads per call (default 1)")
