@@ -314,7 +314,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, gruinfer.GruinferError, FileNotFoundError) as e:
+    except (UserError, gruinfer.GruinferError) as e:
         print(f"gruinfer: error: {e}", file=sys.stderr)
         return 2
 
