@@ -185,7 +185,8 @@ class InferenceSession:
                          self._cast).run(names, feeds)
         else:
             values = self._interp.execute(
-                feeds, reshapes=None if isinstance(low, Exception) else low.reshapes)
+                feeds, reshapes=None if isinstance(low, Exception) else low.reshapes,
+                profile=prof)
             out = self._interp.results(names, values, feeds)
         if prof:
             prof.run(start, feeds, on_plan)

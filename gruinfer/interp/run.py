@@ -40,21 +40,28 @@ class Interpreter:
         self.kernel, self.threads, self.check_finite = kernel, threads, check_finite
         self._const_ids = {id(a) for a in graph.constants.values()}
 
-    def execute(self, feeds, states=None, reshapes=None):
+    def execute(self, feeds, states=None, reshapes=None, profile=None):
         """Every graph value for these feeds.  states: {GRU node name: GruState} to start GRUs
         from, replaced by their final states.  reshapes: {Reshape node: (input axes, output
         axes)} with "T"/"N" for time and batch (from lowering): such a Reshape follows the actual
-        time and batch sizes, not the ones baked in at export."""
+        time and batch sizes, not the ones baked in at export.  profile: a Profiler that is
+        told of every node run."""
         values = dict(self.graph.constants)
         values.update(feeds)
         for node in self.graph.nodes:
-            if node.op == "GRU":
-                self._run_gru(node, values, feeds, states)
-            else:
-                for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
-                    if value:
-                        values[value] = a
+            start = profile and profile.now()
+            self._execute_node(node, values, feeds, states, reshapes)
+            if profile:
+                profile.node(node, start)
         return values
+
+    def _execute_node(self, node, values, feeds, states, reshapes):
+        if node.op == "GRU":
+            self._run_gru(node, values, feeds, states)
+        else:
+            for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
+                if value:
+                    values[value] = a
 
     def results(self, names, values, feeds):
         """Every result is its own array: never a feed, a constant, a view or another result."""
