@@ -43,6 +43,15 @@ class _Options:
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k[0] != "_")
         return f"{type(self).__name__}({fields})"
 
+    def _put(self, key, value):
+        """Store a configuration entry (kept and returned; gruinfer reads none of them)."""
+        self._entries[str(key)] = str(value)
+
+    def _get(self, key):
+        if key not in self._entries:
+            raise InvalidArgument(f"{type(self).__name__}: no config entry {key!r}")
+        return self._entries[key]
+
     def __getstate__(self):
         return {k: getattr(self, k) for k in self.__slots__}
 
@@ -90,14 +99,8 @@ class SessionOptions(_Options):
         self.use_per_session_threads = True
         self._entries = {}
 
-    def add_session_config_entry(self, key, value):
-        """Store a configuration entry (kept and returned; gruinfer reads none of them)."""
-        self._entries[str(key)] = str(value)
-
-    def get_session_config_entry(self, key):
-        if key not in self._entries:
-            raise InvalidArgument(f"SessionOptions: no config entry {key!r}")
-        return self._entries[key]
+    add_session_config_entry = _Options._put
+    get_session_config_entry = _Options._get
 
     def threads(self):
         """intra_op_num_threads as gruinfer's thread count."""
@@ -124,13 +127,8 @@ class RunOptions(_Options):
         self.only_execute_path_to_fetches = False
         self._entries = {}
 
-    def add_run_config_entry(self, key, value):
-        self._entries[str(key)] = str(value)
-
-    def get_run_config_entry(self, key):
-        if key not in self._entries:
-            raise InvalidArgument(f"RunOptions: no config entry {key!r}")
-        return self._entries[key]
+    add_run_config_entry = _Options._put
+    get_run_config_entry = _Options._get
 
 
 def check_run_options(run_options):
