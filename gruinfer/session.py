@@ -46,6 +46,14 @@ class InferenceSession:
     A session is shared safely by many threads, and pickles (by its model, external data
     included, and options: the copy loads the model again), so it goes to worker processes;
     it keeps the loaded model for that, one more copy of its weights in memory.
+
+    GRU weights given at run time (W, R or B a graph input, as in ONNX's backend tests, or an
+    overridable initializer fed) are checked like feeds (float, exact shapes [D, 3H, I],
+    [D, 3H, H], [D, 6H], finite whatever check_finite says) and packed on the interpreter
+    path; each GRU node keeps its last packed layer and reuses it while the weights stay the
+    same, bit for bit.  Packing costs ~0.13 ms at hidden_size = input_size = 64 and ~3 ms at
+    256 (against 0.25 ms and 2.3 ms for a 100-frame, batch-1 run with constant weights);
+    a reuse costs a comparison (~0.02 ms, ~0.08 ms).  Such a model cannot stream.
     """
 
     def __init__(self, model, sess_options=None, providers=None, provider_options=None, *,

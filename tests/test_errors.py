@@ -245,9 +245,13 @@ def test_bad_clip(clip):
 
 
 @pytest.mark.parametrize("role", ["W", "R", "B"])
-def test_weight_as_graph_input_is_refused(role):
-    load_error(gru_model(weights_as_inputs=(role,)), InvalidModel, NODE, f"input {role}",
-               f"'{role}'", "initializer")
+def test_weight_as_graph_input_cannot_stream(role):
+    """A weight fed at run time runs (tests/test_runtime_weights.py) but cannot stream."""
+    sess = gruinfer.InferenceSession(gru_model(weights_as_inputs=(role,)))
+    with pytest.raises(gruinfer.NotStreamable) as ei:
+        sess.stream()
+    for p in (NODE, f"input {role} ('{role}')", "fed at run time"):
+        assert p in str(ei.value)
 
 
 @pytest.mark.parametrize("role", ["W", "R", "B"])

@@ -3,6 +3,7 @@
 from ..errors import InvalidModel, NotStreamable
 from ..graph import node_failed
 from ..onnx_io import forms
+from ..onnx_io.gru_spec import WEIGHT_INPUTS
 from ..onnx_io.ops import OpError, apply
 from ..onnx_io.shapes import Dims
 from . import frames, plumbing, states
@@ -24,6 +25,12 @@ def lower(graph, layers, kernel):
     if not grus:
         raise NotStreamable("the model has no GRU node: nothing to stream")
     for node in grus:
+        if node.spec.fed:
+            role = node.spec.fed[0]
+            raise NotStreamable(
+                f"GRU node {node.name!r}: its input {role} ({node.inputs[WEIGHT_INPUTS[role]]!r}) "
+                "is fed at run time; a stream packs its GRUs' weights once, when it is made, and "
+                "its calls take no weights")
         if node.spec.direction != 0:
             which = "bidirectional" if node.spec.direction == 2 else "reverse"
             raise NotStreamable(f"{which} GRU node {node.name!r} needs the whole sequence")
