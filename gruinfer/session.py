@@ -28,7 +28,8 @@ class InferenceSession:
     threads: threads one call may use (default: sess_options.intra_op_num_threads, else 1):
     GRU layers with hidden_size >= 512 split each time step's GEMMs and gate math across
     them, in whole-sequence runs and in stream calls of a few million multiply-adds or more
-    (the threads are started per call).
+    (the threads are started per call); on the node-by-node path NumPy's BLAS is capped at
+    as many for the call.
     kernel: None (GRUINFER_KERNEL if set, else the best for this CPU), or a
     name from gruinfer.kernel_info()["available"], e.g. "ref".
     check_finite: refuse inputs holding NaN or Inf (InvalidArgument) instead of

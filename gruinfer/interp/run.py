@@ -11,6 +11,20 @@ from .loop import run_loop
 from .weights import FedLayers
 
 
+_BLAS = []  # the process's threadpoolctl controller, made on the first interpreted call
+
+
+def blas_threads(threads):
+    """A context capping NumPy's BLAS at `threads` threads for one call, so a session's
+    threads= governs its NumPy ops too (OpenBLAS would use every core).  The cap is
+    process-wide while it lasts (threadpoolctl); it costs ~25 us per call."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController  # on first use, not on import gruinfer
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=threads, user_api="blas")
+
+
 class GruState(NamedTuple):
     """A GRU's carried state over a batch: h [N, H]; fresh [N] marks rows that start from the
     graph's own initial_h instead (slots reset, or never run)."""
@@ -36,11 +50,12 @@ class Interpreter:
         told of every node run."""
         values = dict(self.graph.constants)
         values.update(feeds)
-        for node in self.graph.nodes:
-            start = profile and profile.now()
-            self._execute_node(node, values, feeds, states, reshapes)
-            if profile:
-                profile.node(node, start)
+        with blas_threads(self.threads):
+            for node in self.graph.nodes:
+                start = profile and profile.now()
+                self._execute_node(node, values, feeds, states, reshapes)
+                if profile:
+                    profile.node(node, start)
         return values
 
     def _execute_node(self, node, values, feeds, states, reshapes):
