@@ -11,18 +11,33 @@ from .loop import run_loop
 from .weights import FedLayers
 
 
-_BLAS = []  # the process's threadpoolctl controller, made on the first interpreted call
-
-
-def blas_threads(threads):
+class blas_threads:
     """A context capping NumPy's BLAS at `threads` threads for one call, so a session's
     threads= governs its NumPy ops too (OpenBLAS would use every core).  The cap is
-    process-wide while it lasts (threadpoolctl); it costs ~25 us per call."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController  # on first use, not on import gruinfer
+    process-wide while it lasts; it calls the BLAS libraries threadpoolctl finds directly
+    (a few microseconds), and only those running more threads than asked."""
+    _libs = None  # the process's BLAS controllers, found on the first interpreted call
 
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=threads, user_api="blas")
+    def __init__(self, threads):
+        if type(self)._libs is None:
+            from threadpoolctl import ThreadpoolController  # on first use, not on import
+
+            type(self)._libs = [lc for lc in ThreadpoolController().lib_controllers
+                                if lc.user_api == "blas"]
+        self.threads, self.capped = threads, []
+
+    def __enter__(self):
+        for lc in self._libs:
+            n = lc.num_threads
+            if n > self.threads:
+                lc.set_num_threads(self.threads)
+                self.capped.append((lc, n))
+        return self
+
+    def __exit__(self, *exc):
+        for lc, n in self.capped:
+            lc.set_num_threads(n)
+        return False
 
 
 class GruState(NamedTuple):
