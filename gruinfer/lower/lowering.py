@@ -44,11 +44,15 @@ def lower(graph, layers, kernel):
     shape = inputs[time_input].shape
     if shape is None and grus[0].inputs[0] == time_input:
         shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
-    if shape is None or len(shape) < 2:
-        raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time and batch)")
     if _one_frame(graph, grus[0], inputs[time_input]):
+        if len(shape) == 1:  # token ids [N]: one id per slot and frame
+            return Lowerer(graph, layers, kernel, time_input, ("N",)).run()
         F = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
         return Lowerer(graph, layers, kernel, time_input, ("N", F)).run()
+    if shape is None or len(shape) < 2:
+        raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time "
+                            "and batch), or one frame of a single-step model ([N, F], or token "
+                            "ids [N])")
     first = None
     for t_axis in (0, 1):
         axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
@@ -62,10 +66,12 @@ def lower(graph, layers, kernel):
 
 
 def _one_frame(graph, gru, arg):
-    """Whether the time input is one frame [N, F] and the graph makes the time axis itself:
-    the first GRU's X is Unsqueeze(., axis 0) of a rank-2 float value (rewrite/cells.py writes
-    single-step cell models so)."""
-    if arg.type != "tensor(float)" or arg.shape is None or len(arg.shape) != 2:
+    """Whether the time input is one frame, [N, F] floats or token ids [N], and the graph makes
+    the time axis itself: the first GRU's X is Unsqueeze(., axis 0) of a value computed from it
+    (rewrite/cells.py writes single-step cell models so; a decoder step embeds its token first)."""
+    ids = arg.type in ("tensor(int64)", "tensor(int32)")
+    if arg.shape is None or not (arg.type == "tensor(float)" and len(arg.shape) == 2
+                                 or ids and len(arg.shape) in (1, 2)):
         return False
     node = next((n for n in graph.nodes if gru.inputs[0] in n.outputs), None)
     if node is None or node.op != "Unsqueeze":
