@@ -12,6 +12,7 @@ from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
 from .options import ModelMetadata, check_run_options, normalize_providers, session_options
 from .profile import Profiler
+from .caches import CacheStream, find_cache_pairs
 from .stream import PyStream, Stream, check_batch_size
 
 
@@ -223,6 +224,13 @@ class InferenceSession:
                 self._lowered = e
         return self._lowered
 
+    def _caches(self):
+        """The cache pairs found by name and shape ((), also when a cache has no fixed shape)."""
+        try:
+            return find_cache_pairs(self._graph)
+        except InvalidArgument:
+            return ()
+
     def plan_info(self):
         """How this model runs and streams:
           "streamable", "reason" (why it cannot stream, or None);
@@ -237,7 +245,10 @@ class InferenceSession:
           "time_input", "input_axes": the input streams take frames of and its axes ("T" time,
           "N" batch, ints: feature sizes), None when it cannot stream;
           "gru_nodes": the names of the GRU nodes (lifted ones included), the keys of a
-          stream's get_state()."""
+          stream's get_state();
+          "caches": for a model that does not stream frame by frame, the CachePair records
+          (input, output, shape) of the explicit caches sess.stream() keeps (a CacheStream
+          running the whole graph per call through the interpreter), else []."""
         from .lower.steps import Fallback
 
         low = self._lowering()
@@ -246,6 +257,7 @@ class InferenceSession:
         info = {"loops": [str(n) for n in notes if n.kind == "loop"],
                 "cells": [str(n) for n in notes if n.kind == "cells"],
                 "gru_nodes": [n.name for n in self._graph.nodes if n.op == "GRU"]}
+        info["caches"] = list(self._caches()) if isinstance(low, Exception) else []
         if isinstance(low, Exception):
             run = Fallback(None, "run", f"whole-sequence runs go node by node through the "
                            f"interpreter (GRUs in C): the model cannot stream ({low})")
@@ -259,14 +271,26 @@ class InferenceSession:
                     not_lowered=list(low.not_lowered), fallbacks=slow + run + list(low.not_lowered),
                     reason=None, time_input=low.time_input, input_axes=low.in_axes)
 
-    def stream(self, batch_size=1):
+    def stream(self, batch_size=1, state_map=None):
         """A stream of batch_size independent slots: a Stream over the C plan when the model is
-        fully lowered, else a PyStream (stream.lowered False; see plan_info()).  Raises
-        NotStreamable for non-causal models."""
+        fully lowered, else a PyStream (stream.lowered False; see plan_info()).  A model that
+        does not stream frame by frame but takes explicit caches that come back updated (GTCRN's
+        conv_cache -> conv_cache_out, ...) gives a CacheStream keeping them (pairs found by name
+        and shape, or stated: state_map={"conv_cache": "conv_cache_out", ...}).  Raises
+        NotStreamable for other non-causal models."""
         batch_size = check_batch_size(batch_size)
         low = self._lowering()
+        if state_map is not None and not (isinstance(low, Exception) or (
+                isinstance(state_map, dict) and state_map.keys() <= low.state_inputs.keys())):
+            low = NotStreamable("state_map names caches the frame-wise lowering does not keep")
         if isinstance(low, Exception):
-            raise type(low)(str(low))
+            pairs = find_cache_pairs(self._graph, state_map) if state_map is not None else \
+                self._caches()
+            if not pairs:
+                raise type(low)(str(low))
+            s = CacheStream(self._interp, pairs, batch_size, self._cast)
+            s.session = self
+            return s
         if low.batch is not None and batch_size != low.batch:
             raise InvalidArgument(f"batch_size must be {low.batch}: the model's input declares that "
                                   "batch size and a Reshape in it relies on it")
