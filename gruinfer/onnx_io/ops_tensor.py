@@ -94,7 +94,7 @@ def _scatter_nd(ins, at, opset):
     if upd.shape != want or upd.dtype != x.dtype:
         raise ValueError(f"updates ({upd.dtype}, shape {list(upd.shape)}) must be {x.dtype} of "
                          f"shape {list(want)} for data {list(x.shape)} and indices {list(idx.shape)}")
-    rows = idx.reshape(-1, k)
+    rows = idx.reshape(int(np.prod(idx.shape[:-1])), k)
     dims = np.asarray(x.shape[:k], np.int64)
     bad = np.nonzero(((rows < -dims) | (rows >= dims)).any(axis=1))[0]
     if bad.size:
