@@ -79,7 +79,7 @@ def _check_attributes(p, name, opset):
             if auto != "NOTSET" and "pads" in at:
                 raise ValueError(f"pads and auto_pad {auto} cannot be given together")
     except ValueError as e:
-        what = f" equation {text(at['equation'])!r}" if p.op_type == "Einsum" and "equation" in at else ""
+        what = f" equation {text(at['equation'])!r}:" if p.op_type == "Einsum" and "equation" in at else ""
         raise InvalidModel(f"node {name!r} ({p.op_type}):{what} {e}") from None
 
 

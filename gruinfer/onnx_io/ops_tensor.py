@@ -60,7 +60,7 @@ def _einsum(ins, at, opset):
         for c, d in own.items():
             if sizes.get(c, 1) not in (1, d) and d != 1:
                 raise ValueError(f"letter {c!r} has sizes {sizes[c]} and {d}")
-            sizes[c] = max(sizes.get(c, d), d)
+            sizes[c] = d if sizes.get(c, 1) == 1 else sizes[c]
     ellipsis = np.broadcast_shapes(*batch)
     check_size(list(ellipsis) + [sizes[c] for c in rhs.replace(ELLIPSIS, "")])
     y = np.einsum(",".join(terms) + "->" + rhs, *ins, optimize=len(ins) > 1)
