@@ -329,3 +329,21 @@ def test_gtcrn_cache_update():
     expected, got = _session_pair(graph, 13, feeds)
     for g, e in zip(got, expected):
         check_close(g, e)
+
+
+def test_bad_einsum_in_a_loop_body_refused_at_load():
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]),
+         helper.make_node("Einsum", ["v"], ["v_out"], name="inner", equation="i->ii")],
+        "body", [helper.make_tensor_value_info("it", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)])
+    loop = helper.make_node("Loop", ["n", "", "x"], ["y"], name="loop", body=body)
+    graph = helper.make_graph([loop], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                              [helper.make_empty_tensor_value_info("y")],
+                              [numpy_helper.from_array(np.asarray(2, np.int64), "n")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(gruinfer.InvalidModel, match="'inner' \\(Einsum\\): equation 'i->ii': .*repeats a letter"):
+        gruinfer.InferenceSession(m)

@@ -1,10 +1,11 @@
-"""onnx_io/check.py: structure checks run before anything reads a graph: nodes in an order where every input is defined first, and every node's input and output counts fit its ONNX schema, in Loop bodies too."""
+"""onnx_io/check.py: structure checks run before anything reads a graph: nodes in an order where every input is defined first, every node's input and output counts fit its ONNX schema, and what attributes alone decide (Einsum equations, ScatterND reductions, ConvTranspose auto_pad), in Loop bodies too."""
 import functools
 
 from ..errors import InvalidModel
 from .limits import text
-from .ops_conv import AUTO_PADS
+from .ops_conv import transpose_auto_pad
 from .ops_tensor import einsum_terms, scatter_nd_reduction
+from .proto import attrs
 
 
 def check_model(model, opset):
@@ -60,8 +61,6 @@ def _check_attributes(p, name, opset):
     """What an op's attributes alone decide, checked at load: an Einsum's equation fits its
     inputs, a ScatterND's reduction exists at this opset, a ConvTranspose's auto_pad is known
     and not given with pads."""
-    from .proto import attrs
-
     if p.op_type not in ("Einsum", "ScatterND", "ConvTranspose"):
         return
     at = attrs(p)
@@ -73,11 +72,7 @@ def _check_attributes(p, name, opset):
         elif p.op_type == "ScatterND":
             scatter_nd_reduction(at, opset)
         else:
-            auto = text(at.get("auto_pad", "NOTSET"))
-            if auto not in AUTO_PADS:
-                raise ValueError(f"auto_pad {auto!r} must be one of {', '.join(AUTO_PADS)}")
-            if auto != "NOTSET" and "pads" in at:
-                raise ValueError(f"pads and auto_pad {auto} cannot be given together")
+            transpose_auto_pad(at)
     except ValueError as e:
         what = f" equation {text(at['equation'])!r}:" if p.op_type == "Einsum" and "equation" in at else ""
         raise InvalidModel(f"node {name!r} ({p.op_type}):{what} {e}") from None

@@ -21,6 +21,14 @@ def _auto_pad(at):
     return auto
 
 
+def transpose_auto_pad(at):
+    """ConvTranspose's auto_pad, or ValueError when it is unknown or given with pads."""
+    auto = _auto_pad(at)
+    if auto != "NOTSET" and "pads" in at:
+        raise ValueError(f"pads and auto_pad {auto} cannot be given together")
+    return auto
+
+
 def _conv(ins, at, opset):
     """Conv over any number of spatial axes: pads (or auto_pad), strides, dilations, groups."""
     x, w = ins[0], ins[1]
@@ -82,9 +90,7 @@ def _transpose_geometry(at, n, k, nd):
         if extra[i] >= max(strides[i], dil[i]):
             raise ValueError(f"output_padding {extra} must be less than max(stride, dilation) "
                              f"on each axis (strides {strides}, dilations {dil})")
-    auto = _auto_pad(at)
-    if auto != "NOTSET" and "pads" in at:
-        raise ValueError(f"pads and auto_pad {auto} cannot be given together")
+    auto = transpose_auto_pad(at)
     span = [(k[i] - 1) * dil[i] + 1 for i in range(nd)]
     full = [strides[i] * (n[i] - 1) + extra[i] + span[i] for i in range(nd)]
     out = at.get("output_shape")
