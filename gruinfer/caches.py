@@ -4,8 +4,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import InvalidArgument, NotStreamable
-from .feeds import as_array, check_dtype, check_output_names, check_shape, coerce_feeds
-from .stream import check_batch_size
+from .feeds import check_dtype, check_output_names, check_shape, coerce_feeds
+from .stream import check_batch_size, check_slots
 
 # An output `name + suffix` (or `prefix + name`) of an input's shape returns that input updated.
 SUFFIXES = ("_out", "_new", "_next", "out", "_o", ".out", "_1")
@@ -117,13 +117,7 @@ class CacheStream:
                 self._state[p.input] = h
 
     def _slots(self, slots):
-        if slots is None:
-            return None
-        idx = as_array(slots, "slots").reshape(-1)
-        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= self.batch_size):
-            raise InvalidArgument(f"slots {slots!r} are not slot indices of a stream of "
-                                  f"batch_size {self.batch_size}")
-        return idx.astype(np.int64)
+        return check_slots(slots, self.batch_size)
 
     def get_state(self):
         """{cache input name: a copy of its [batch_size, ...] cache}."""

@@ -4,6 +4,7 @@ import threading
 
 from . import _core
 from .binding import IOBinding
+from .caches import CacheStream, find_cache_pairs
 from .errors import GruinferError, InvalidArgument, KernelUnavailable, NotStreamable
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
@@ -12,7 +13,6 @@ from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
 from .options import ModelMetadata, check_run_options, normalize_providers, session_options
 from .profile import Profiler
-from .caches import CacheStream, find_cache_pairs
 from .stream import PyStream, Stream, check_batch_size
 
 
@@ -89,9 +89,12 @@ class InferenceSession:
             if self._options.enable_profiling else None
 
     def __reduce__(self):
-        """Pickled as its model's bytes and options; unpickling loads the model again."""
-        return (_restore_session, (self._source.SerializeToString(), self._options,
-                                   self._providers, self._args))
+        """Pickled as its model's bytes and options; unpickling loads the model again (and does
+        not write optimized_model_filepath again)."""
+        options = session_options(self._options)
+        options.optimized_model_filepath = ""
+        return (_restore_session, (self._source.SerializeToString(), options, self._providers,
+                                   self._args))
 
     def get_inputs(self):
         """The inputs a feed must give (initializers that are also inputs are left out, as in onnxruntime)."""

@@ -47,6 +47,22 @@ def check_batch_size(batch_size):
     return int(batch_size)
 
 
+def check_slots(slots, batch_size):
+    """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices of a stream of
+    batch_size slots, each checked; None stays None."""
+    if slots is None:
+        return None
+    idx = as_array(slots, "slots")
+    if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
+    idx = idx.reshape(-1)
+    bad = idx[(idx < 0) | (idx >= batch_size)]  # before int64 could wrap a uint64
+    if bad.size:
+        raise InvalidArgument(
+            f"slot {int(bad[0])} is out of range for a stream of batch_size {batch_size}")
+    return idx.astype(np.int64)
+
+
 def _frame_shape(axes, n):
     """Shape of one frame of a value: its axes with time removed and batch set to n (a merged
     time-and-batch row axis holds n rows per frame)."""
@@ -209,18 +225,7 @@ class _StreamBase:
             self._set(i, h)
 
     def _slots(self, slots):
-        """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices, each checked."""
-        if slots is None:
-            return None
-        idx = as_array(slots, "slots")
-        if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
-        idx = idx.reshape(-1)
-        bad = idx[(idx < 0) | (idx >= self.batch_size)]  # before int64 could wrap a uint64
-        if bad.size:
-            raise InvalidArgument(
-                f"slot {int(bad[0])} is out of range for a stream of batch_size {self.batch_size}")
-        return idx.astype(np.int64)
+        return check_slots(slots, self.batch_size)
 
 
 class Stream(_StreamBase, _core.StreamCore):
