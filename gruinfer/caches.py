@@ -5,7 +5,7 @@ import numpy as np
 
 from .errors import InvalidArgument, NotStreamable
 from .feeds import check_dtype, check_output_names, check_shape, coerce_feeds
-from .stream import check_batch_size, check_slots
+from .stream import Forkable, check_batch_size, check_slots
 
 # An output `name + suffix` (or `prefix + name`) of an input's shape returns that input updated.
 SUFFIXES = ("_out", "_new", "_next", "out", "_o", ".out", "_1")
@@ -66,7 +66,7 @@ def find_cache_pairs(graph, state_map=None):
     return tuple(pairs)
 
 
-class CacheStream:
+class CacheStream(Forkable):
     """batch_size independent slots of an explicit-cache model (stream.lowered False: the graph
     runs through the interpreter, once per slot and call; plan_info()["caches"] lists the pairs).
 
@@ -90,7 +90,6 @@ class CacheStream:
                 raise InvalidArgument(f"batch_size must be 1: {a.name!r} ({a.shape}) has no first "
                                       "axis of size 1 or free to hold the slots")
         self._state = {}
-        self.session = None
         self.reset()
 
     @property
@@ -212,23 +211,8 @@ class CacheStream:
         out[...] = y
         return out
 
-    def __copy__(self):
-        twin = CacheStream(self._interp, self._pairs, self.batch_size, self._cast)
-        twin.session = self.session
-        twin.set_state(self.get_state())
-        return twin
+    def _twin(self):
+        return CacheStream(self._interp, self._pairs, self.batch_size, self._cast)
 
-    def __deepcopy__(self, memo):
-        return self.__copy__()
-
-    def __reduce__(self):
-        if self.session is None:
-            raise InvalidArgument("only a stream from InferenceSession.stream() pickles")
-        return (_reopen, (self.session, self.batch_size, {p.input: p.output for p in self._pairs},
-                          self.get_state()))
-
-
-def _reopen(session, batch_size, state_map, state):
-    stream = session.stream(batch_size, state_map=state_map)
-    stream.set_state(state)
-    return stream
+    def _stream_args(self):
+        return {"state_map": {p.input: p.output for p in self._pairs}}

@@ -32,8 +32,8 @@ def _id_floats(x):
     return _core.ids_to_float(x)
 
 
-def _reopen(session, batch_size, state):
-    stream = session.stream(batch_size)
+def _reopen(session, batch_size, args, state):
+    stream = session.stream(batch_size, **args)
     stream.set_state(state)
     return stream
 
@@ -78,7 +78,33 @@ def _sizes(axes, T, N):
     return [T * N if a in MERGED else T if a == "T" else N if a == "N" else a for a in axes]
 
 
-class _StreamBase:
+class Forkable:
+    """What every stream shares to be copied and pickled: copy.copy forks it (a new stream of
+    the same model and batch size in this one's state, independent afterwards, the weights
+    shared); a pickle carries its session, batch size and state, so unpickling loads the model
+    again (once per pickle however many of its streams it holds).  A stream gives _twin() (a
+    fresh stream like it) and, when sess.stream() needs them, _stream_args()."""
+    session = None  # the InferenceSession that made the stream: what a pickled stream reloads
+
+    def _stream_args(self):
+        return {}
+
+    def __copy__(self):
+        twin = self._twin()
+        twin.session = self.session
+        twin.set_state(self.get_state())
+        return twin
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        if self.session is None:
+            raise InvalidArgument("only a stream from InferenceSession.stream() pickles")
+        return (_reopen, (self.session, self.batch_size, self._stream_args(), self.get_state()))
+
+
+class _StreamBase(Forkable):
     """What both streams share: feeds checked, states by GRU node name, slots reset."""
 
     def _bind(self, interp, low, cast_feeds, batch_size):
@@ -94,25 +120,8 @@ class _StreamBase:
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
 
-    session = None  # the InferenceSession that made the stream: what a pickled stream reloads
-
-    def __copy__(self):
-        """A fork: a new stream of the same model and batch size, in this stream's state,
-        independent afterwards (the model's weights are shared, not copied)."""
-        twin = type(self)(self._interp, self._low, self.batch_size, self._cast)
-        twin.session = self.session
-        twin.set_state(self.get_state())
-        return twin
-
-    def __deepcopy__(self, memo):
-        return self.__copy__()
-
-    def __reduce__(self):
-        """Pickled as its session, batch size and state: unpickling loads the model again
-        (once per pickle however many of its streams it holds) and sets the state."""
-        if self.session is None:
-            raise InvalidArgument("only a stream from InferenceSession.stream() pickles")
-        return (_reopen, (self.session, self.batch_size, self.get_state()))
+    def _twin(self):
+        return type(self)(self._interp, self._low, self.batch_size, self._cast)
 
     @property
     def input_name(self):
