@@ -1,4 +1,4 @@
-"""setup.py: the extension list; per-ISA flags go on the per-ISA kernel files only (GRUINFER_NATIVE=1 adds -march=native for local builds)."""
+"""setup.py: the extension list; per-ISA flags go on the per-ISA kernel files only (GRUINFER_NATIVE=1 adds -march=native for local builds; GRUINFER_DEBUG=1 keeps debug info, which builds otherwise strip)."""
 import os
 import platform
 import sys
@@ -60,7 +60,9 @@ ext = Extension(
     depends=["src_c/gru.h", "src_c/gru_internal.h", "src_c/gru_plan.h", "src_c/kernels.h",
              "src_c/kernels_simd.h", "src_c/gru_cell_arch.h"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_link_args=["-pthread"] if sys.platform != "win32" else [],
+    extra_link_args=([] if sys.platform == "win32" else ["-pthread"])
+    + ([] if sys.platform in ("win32", "darwin") or os.environ.get("GRUINFER_DEBUG") == "1"
+       else ["-s"]),  # stripped: 1.4 MB with debug info, a fraction without
 )
 
 setup(

@@ -10,14 +10,19 @@ except ImportError as _e:  # no silent slow path: without the C core there is no
 
 from .errors import (GruinferError, InvalidArgument, InvalidModel, KernelUnavailable,
                      NotStreamable, UnsupportedOp)
+from .binding import IOBinding
 from .graph import NodeArg
 from .onnx_io.budget import LoadBudget
+from .options import (ExecutionMode, GraphOptimizationLevel, ModelMetadata, RunOptions,
+                      SessionOptions, get_available_providers, get_device)
 from .session import InferenceSession
 from .stream import Stream
 
 __version__ = "0.1.0"
 
-__all__ = ["InferenceSession", "Stream", "NodeArg", "LoadBudget", "kernel_info", "GruinferError",
+__all__ = ["InferenceSession", "Stream", "NodeArg", "LoadBudget", "SessionOptions", "RunOptions",
+           "ModelMetadata", "IOBinding", "GraphOptimizationLevel", "ExecutionMode",
+           "get_available_providers", "get_device", "kernel_info", "GruinferError",
            "InvalidArgument", "InvalidModel", "KernelUnavailable", "NotStreamable",
            "UnsupportedOp", "__version__"]
 

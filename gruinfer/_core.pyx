@@ -442,9 +442,11 @@ cdef class StreamCore:
             check(s, "step input")
         return out
 
-    def run_chunk(self, cnp.ndarray x, int64_t T, int64_t x_st, int64_t x_sn, dict outs):
+    def run_chunk(self, cnp.ndarray x, int64_t T, int64_t x_st, int64_t x_sn, dict outs,
+                  str what="stream input"):
         """T frames of x (float32, C-contiguous), frame (t, n) at element t*x_st + n*x_sn;
-        outs: {step: (float32 C-contiguous array, o_st, o_sn)} receives those steps' outputs."""
+        outs: {step: (float32 C-contiguous array, o_st, o_sn)} receives those steps' outputs.
+        what: x as errors name it."""
         if not is_f32_c(x) or x.size < T * self.batch_size * self.in_w:
             raise TypeError("x must be a C-contiguous float32 array holding T frames")
         cdef int32_t k
@@ -461,7 +463,7 @@ cdef class StreamCore:
         finally:
             for k in outs:
                 self.outs[k] = NULL
-        check(s, "stream input")
+        check(s, what)
 
     cdef int64_t _state_width(self, int32_t k) except -1:
         if k < 0 or k >= self.n_steps:

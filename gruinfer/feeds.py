@@ -32,6 +32,39 @@ def coerce_int32(x, what, shape=None):
     return np.asarray(arr, dtype=np.int32, order="C")
 
 
+# The NumPy dtype of each ONNX element type a feed may declare.
+NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+               "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+               "tensor(int64)": np.int64, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+               "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
+               "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_}
+
+
+def check_dtype(x, what, onnx_type, cast=False):
+    """x with the element type its input declares, C-contiguous.  As in onnxruntime, an array of
+    another dtype is refused; cast converts it where the kinds allow (any float or integer to a
+    floating type, integers to an integer type when every value fits).  Lists and scalars, which
+    have no dtype of their own, are converted so too, and so is the declared type in the other
+    byte order (onnxruntime reads such an array's bytes as native: wrong numbers)."""
+    want = NUMPY_TYPES.get(onnx_type)
+    given = isinstance(x, np.ndarray)
+    arr = as_array(x, what)
+    if want is None or arr.dtype.newbyteorder("=") == want:
+        return np.asarray(arr, dtype=want, order="C")
+    kind, got = np.dtype(want).kind, arr.dtype.kind
+    compatible = kind == got or (kind == "f" and got in "iu") or (kind in "iu" and got in "iu")
+    if compatible and (cast or not given):
+        if kind in "iu" and arr.size:
+            info = np.iinfo(want)
+            if arr.min() < info.min or arr.max() > info.max:
+                raise InvalidArgument(f"{what}: values do not fit in {onnx_type}")
+        return np.asarray(arr, dtype=want, order="C")
+    hint = (f"; convert it (x.astype(np.{np.dtype(want).name})) or create the session with "
+            "cast_feeds=True") if compatible else ""
+    raise InvalidArgument(f"{what}: expected {onnx_type} ({np.dtype(want).name}), got dtype "
+                          f"{arr.dtype}{hint}")
+
+
 def as_array(x, what):
     """np.asarray(x), or InvalidArgument naming `what` when x is not rectangular."""
     try:
@@ -47,12 +80,14 @@ def check_shape(arr, what, shape):
             f"{what}: expected shape {_shape_text(shape)}, got {_shape_text(arr.shape)}")
 
 
-def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", check_dims=True):
+def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", check_dims=True,
+                 cast=False, loose=()):
     """input_feed ({name: array}) checked against the declared inputs (a dict name -> NodeArg:
     the graph inputs and the overridable initializers) and converted to the dtypes the engine
     takes.  inputs: the names of the graph inputs, which must all be fed when required.
     check_dims: fixed sizes of the declared shapes must match (streams let every axis vary but
-    the rank)."""
+    the rank).  cast: convert feeds of another floating or integer dtype (check_dtype).
+    loose: names whose feeds are made arrays but not typed (the caller checks their dtype)."""
     if not isinstance(input_feed, dict):
         raise InvalidArgument(f"input_feed must be a dict of name -> array, got "
                               f"{type(input_feed).__name__}")
@@ -63,12 +98,7 @@ def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", chec
             raise InvalidArgument(f"{where}: {name!r} is not a graph input; inputs are "
                                   + ", ".join(repr(n) for n in inputs))
         what = f"input {name!r}"
-        if arg.type == "tensor(int32)":
-            arr = coerce_int32(value, what)
-        elif arg.type == "tensor(float)":
-            arr = coerce_float(value, what)
-        else:
-            arr = as_array(value, what)
+        arr = as_array(value, what) if name in loose else check_dtype(value, what, arg.type, cast)
         if arg.shape is not None:
             check_shape(arr, what, [d if check_dims and isinstance(d, int) and d > 0 else None
                                     for d in arg.shape])
@@ -80,8 +110,9 @@ def coerce_feeds(declared, inputs, input_feed, required=True, where="feed", chec
 
 
 def check_output_names(outputs, wanted):
-    """The outputs asked for (None: all of them, in graph order), each checked to be one."""
-    if wanted is None:
+    """The outputs asked for (None or an empty list: all of them, in graph order, as in
+    onnxruntime), each checked to be one."""
+    if wanted is None or (isinstance(wanted, (list, tuple)) and not wanted):
         return list(outputs)
     if isinstance(wanted, (str, bytes)):
         raise InvalidArgument("output_names must be a list of names or None, not a string")

@@ -109,6 +109,7 @@ class _Reader:
         inputs = [node_arg(v) for v in g.input if v.name not in init_names]
         overridable = {v.name: node_arg(v) for v in g.input if v.name in init_names}
         outputs = [node_arg(v) for v in g.output]
+        self.declared = {a.name: a for a in inputs}  # for GRU weights fed at run time
         if not outputs:
             raise InvalidModel("the graph declares no outputs")
         # Shapes load time knows in part (None: unknown).  Of the declared input sizes only
@@ -150,7 +151,7 @@ class _Reader:
             self.constants[node.outputs[0]] = constant_value(p, f"Constant node {name!r}")
             return None
         if p.op_type == "GRU":
-            return node._replace(spec=gru_spec(p, name, self.constants))
+            return node._replace(spec=gru_spec(p, name, self.constants, self.declared))
         if p.op_type != "Loop" and all(v in self.constants for v in reads if v):
             ins = [self.constants[v] if v else None for v in node.inputs]
             try:

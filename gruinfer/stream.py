@@ -7,7 +7,8 @@ import numpy as np
 
 from . import _core
 from .errors import InvalidArgument
-from .feeds import as_array, check_output_names, check_shape, coerce_feeds, coerce_float
+from .feeds import (as_array, check_dtype, check_output_names, check_shape, coerce_feeds,
+                    coerce_float)
 from .interp import GruState
 from .lower.values import MAX_WIDTH, MERGED, Seq, State
 
@@ -33,6 +34,12 @@ def _id_floats(x):
     return _core.ids_to_float(x)
 
 
+def _reopen(session, batch_size, args, state):
+    stream = session.stream(batch_size, **args)
+    stream.set_state(state)
+    return stream
+
+
 def check_batch_size(batch_size):
     """batch_size as an int in [1, MAX_BATCH] (True and other bools are not sizes), or
     InvalidArgument."""
@@ -40,6 +47,22 @@ def check_batch_size(batch_size):
             or not 1 <= batch_size <= MAX_BATCH:
         raise InvalidArgument(f"batch_size must be an int in [1, {MAX_BATCH}], got {batch_size!r}")
     return int(batch_size)
+
+
+def check_slots(slots, batch_size):
+    """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices of a stream of
+    batch_size slots, each checked; None stays None."""
+    if slots is None:
+        return None
+    idx = as_array(slots, "slots")
+    if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
+    idx = idx.reshape(-1)
+    bad = idx[(idx < 0) | (idx >= batch_size)]  # before int64 could wrap a uint64
+    if bad.size:
+        raise InvalidArgument(
+            f"slot {int(bad[0])} is out of range for a stream of batch_size {batch_size}")
+    return idx.astype(np.int64)
 
 
 def _frame_shape(axes, n):
@@ -70,13 +93,50 @@ def one_thread(method):
     return call
 
 
-class _StreamBase:
+class Forkable:
+    """What every stream shares to be copied and pickled: copy.copy forks it (a new stream of
+    the same model and batch size in this one's state, independent afterwards, the weights
+    shared); a pickle carries its session, batch size and state, so unpickling loads the model
+    again (once per pickle however many of its streams it holds).  A stream gives _twin() (a
+    fresh stream like it) and, when sess.stream() needs them, _stream_args()."""
+    session = None  # the InferenceSession that made the stream: what a pickled stream reloads
+
+    def _stream_args(self):
+        return {}
+
+    def __copy__(self):
+        twin = self._twin()
+        twin.session = self.session
+        twin.set_state(self.get_state())
+        return twin
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        if self.session is None:
+            raise InvalidArgument("only a stream from InferenceSession.stream() pickles")
+        return (_reopen, (self.session, self.batch_size, self._stream_args(), self.get_state()))
+
+
+class _StreamBase(Forkable):
     """What both streams share: feeds checked, states by GRU node name, slots reset."""
 
-    def _bind(self, interp, low):
+    def _bind(self, interp, low, cast_feeds, batch_size):
         self._interp, self._graph, self._low = interp, interp.graph, low
+        self._cast = cast_feeds
+        for i, h0 in low.initial.items():
+            if h0.shape[0] not in (1, batch_size):
+                raise InvalidArgument(
+                    f"GRU node {low.grus[i].name!r}: its constant initial_h holds "
+                    f"{h0.shape[0]} rows, a batch size fixed at export: a stream of this model "
+                    f"needs batch_size={h0.shape[0]}, not {batch_size}")
+
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
+
+    def _twin(self):
+        return type(self)(self._interp, self._low, self.batch_size, self._cast)
 
     @property
     def input_name(self):
@@ -87,7 +147,8 @@ class _StreamBase:
         graph, low, N = self._graph, self._low, self.batch_size
         names = check_output_names([o.name for o in graph.outputs], output_names)
         feeds = coerce_feeds(self._declared, [a.name for a in graph.inputs], input_feed,
-                             required=False, where="stream feed", check_dims=False)
+                             required=False, where="stream feed", check_dims=False,
+                             cast=self._cast, loose={low.time_input} if low.in_ids else ())
         for name in low.lens_inputs & feeds.keys():
             raise InvalidArgument(
                 f"input {name!r} is a sequence_lens: streams advance every slot by every frame, "
@@ -100,9 +161,8 @@ class _StreamBase:
             raise InvalidArgument(f"missing input {low.time_input!r}")
         x, what = feeds[low.time_input], f"input {low.time_input!r}"
         shape = [N if a == "N" else None if a == "T" else a for a in low.in_axes]
-        if low.in_ids and x.dtype.kind not in "iuf":
-            raise InvalidArgument(f"{what}: expected token ids (an integer tensor), got dtype "
-                                  f"{x.dtype}")
+        if low.in_ids:
+            x = self._check_ids(x, what)
         if x.dtype.kind == "f":
             x = coerce_float(x, what, shape)
         else:
@@ -111,6 +171,21 @@ class _StreamBase:
             raise InvalidArgument(f"{what}: a chunk needs at least one frame")
         feeds[low.time_input] = x
         return names, feeds
+
+    def _check_ids(self, x, what):
+        """Token ids as a stream takes them: an integer array of any width, or float32 (the
+        C plan's own form); float64 only with cast_feeds."""
+        if x.dtype.kind in "iu" or x.dtype == np.float32:
+            return x
+        if x.dtype.kind == "f" and self._cast:
+            return x.astype(np.float32)
+        raise InvalidArgument(f"{what}: expected token ids (an integer array, or float32), got "
+                              f"dtype {x.dtype}")
+
+    def _float(self, x, what, shape):
+        """A float32 feed of a stream (frames, states): another floating dtype only with
+        cast_feeds, as in sess.run."""
+        return coerce_float(check_dtype(x, what, "tensor(float)", self._cast), what, shape)
 
     def _state_shape(self, name):
         """The shape a feed of state input `name` has: [N, H] when the graph unsqueezes it into
@@ -168,7 +243,7 @@ class _StreamBase:
                     f"state for {name!r}: no such GRU node in the stream; nodes are "
                     + ", ".join(map(repr, index)))
             i = index[name]
-            h = coerce_float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i].hidden])
+            h = self._float(h, f"state for GRU node {name!r}", [self.batch_size, self._low.grus[i].hidden])
             if not np.isfinite(h).all():
                 raise InvalidArgument(f"state for GRU node {name!r} holds NaN or Inf")
             checked.append((i, h))
@@ -176,18 +251,7 @@ class _StreamBase:
             self._set(i, h)
 
     def _slots(self, slots):
-        """slots (None: all, an int, or a 1-D sequence of ints) as int64 indices, each checked."""
-        if slots is None:
-            return None
-        idx = as_array(slots, "slots")
-        if idx.ndim > 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise InvalidArgument(f"slots must be an int or a list of slot indices, got {slots!r}")
-        idx = idx.reshape(-1)
-        bad = idx[(idx < 0) | (idx >= self.batch_size)]  # before int64 could wrap a uint64
-        if bad.size:
-            raise InvalidArgument(
-                f"slot {int(bad[0])} is out of range for a stream of batch_size {self.batch_size}")
-        return idx.astype(np.int64)
+        return check_slots(slots, self.batch_size)
 
 
 class Stream(_StreamBase, _core.StreamCore):
@@ -210,7 +274,7 @@ class Stream(_StreamBase, _core.StreamCore):
     """
     lowered = True
 
-    def __new__(cls, interp, low, batch_size):
+    def __new__(cls, interp, low, batch_size, cast_feeds=False):
         check_batch_size(batch_size)
         head = low.outputs[interp.graph.outputs[0].name]
         step_out = head.buf - 1 if isinstance(head, Seq) else low.grus[head.ks[0]].step
@@ -218,26 +282,18 @@ class Stream(_StreamBase, _core.StreamCore):
                                _frame_shape(low.in_axes, batch_size),
                                _frame_shape(head.axes, batch_size), interp.check_finite)
 
-    def __init__(self, interp, low, batch_size):
-        self._bind(interp, low)
+    def __init__(self, interp, low, batch_size, cast_feeds=False):
+        self._bind(interp, low, cast_feeds, batch_size)
         self.ids_input = bool(low.in_ids)
-        for i, h0 in low.initial.items():
-            if h0.shape[0] not in (1, batch_size):
-                raise InvalidArgument(
-                    f"GRU node {low.grus[i].name!r}: its constant initial_h holds "
-                    f"{h0.shape[0]} rows; a stream of batch_size {batch_size} needs 1 or {batch_size}")
         self.reset()
 
     def _coerce_frame(self, x):
         """step()'s slow path: a frame converted to float32 C-contiguous, or InvalidArgument."""
-        if self._low.in_ids:
-            x = as_array(x, "step input")
-            if x.dtype.kind not in "iuf":
-                raise InvalidArgument(
-                    f"step input: expected token ids (an integer array), got dtype {x.dtype}")
-            if x.dtype.kind in "iu":
-                x = _id_floats(x)
-        return coerce_float(x, "step input", self.frame_in_shape)
+        if not self._low.in_ids:
+            return self._float(x, "step input", self.frame_in_shape)
+        x = self._check_ids(as_array(x, "step input"), "step input")
+        return coerce_float(_id_floats(x) if x.dtype.kind in "iu" else x, "step input",
+                            self.frame_in_shape)
 
     def _get(self, i):
         return self._get_state(self._low.grus[i].step, self._low.grus[i].hidden)
@@ -280,7 +336,7 @@ class Stream(_StreamBase, _core.StreamCore):
         try:
             for i, h in new_states.items():
                 self._set(i, h)
-            self.run_chunk(x, T, x_st, x.strides[n] // 4, outs)
+            self.run_chunk(x, T, x_st, x.strides[n] // 4, outs, f"input {low.time_input!r}")
         except BaseException:
             for i, h in saved.items():
                 self._set(i, h)
@@ -352,9 +408,9 @@ class PyStream(_StreamBase):
     Same API as Stream; causal by construction (lowering checked every op on the time path)."""
     lowered = False
 
-    def __init__(self, interp, low, batch_size):
+    def __init__(self, interp, low, batch_size, cast_feeds=False):
         check_batch_size(batch_size)
-        self._bind(interp, low)
+        self._bind(interp, low, cast_feeds, batch_size)
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
         self._states = {}
@@ -424,8 +480,11 @@ class PyStream(_StreamBase):
         """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
-        x = as_array(x, "step input")
-        check_shape(x, "step input", self.frame_in_shape)
+        if low.in_ids:
+            x = self._check_ids(as_array(x, "step input"), "step input")
+            check_shape(x, "step input", self.frame_in_shape)
+        else:
+            x = self._float(x, "step input", self.frame_in_shape)
         if "T" in low.in_axes:
             x = np.expand_dims(x, low.in_axes.index("T"))
         (y,), states = self._advance([first], {low.time_input: x})

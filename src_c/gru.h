@@ -156,6 +156,8 @@ gruinfer_status gruinfer_gru_run(const gruinfer_gru *m, int32_t layout, int64_t 
  *               id in [-V, V), -1 the last row.  gruinfer_stream_run refuses any
  *               other value (non-integer, NaN, out of range) with GRUINFER_E_INDEX
  *               before any state changes.
+ *   CONCAT      input2 >= 0: b, an earlier buffer of any width w2.  out [w + w2]:
+ *               the row of `input` then the row of b (a Concat over features).
  * Tables are checked against what the kind needs, from the widths the plan
  * computes: a table_len that differs is GRUINFER_E_SIZE; a required table
  * missing, or a non-zero table_len with a NULL table, is GRUINFER_E_NULL; a
@@ -171,11 +173,12 @@ typedef enum {
     GRUINFER_STEP_BINARY = 6,     /* out = a op b */
     GRUINFER_STEP_CLIP = 7,
     GRUINFER_STEP_EMBED = 8,      /* embedding lookup of token ids */
-    GRUINFER_STEP_COUNT = 9
+    GRUINFER_STEP_CONCAT = 9,     /* out = [a | b] along the row */
+    GRUINFER_STEP_COUNT = 10
 } gruinfer_step_kind;
 
 /* The kind's name ("gru", "dense", "act", "softmax", "logsoftmax", "layernorm",
- * "binary", "clip", "embed"; static storage), NULL for an unknown kind. */
+ * "binary", "clip", "embed", "concat"; static storage), NULL for an unknown kind. */
 const char *gruinfer_step_kind_name(int32_t kind);
 
 typedef enum {
@@ -283,6 +286,13 @@ static inline gruinfer_step gruinfer_step_embed(int64_t rows, int64_t d, const f
     gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_EMBED, 0);
     s.ints[0] = rows, s.ints[1] = d;
     s.tables[0] = table, s.table_len[0] = table ? rows * d : 0;
+    return s;
+}
+
+static inline gruinfer_step gruinfer_step_concat(int32_t input, int32_t input2)
+{
+    gruinfer_step s = gruinfer_step_of(GRUINFER_STEP_CONCAT, input);
+    s.input2 = input2;
     return s;
 }
 

@@ -10,7 +10,7 @@ static const char *const kind_names[GRUINFER_STEP_COUNT] = {
     [GRUINFER_STEP_ACT] = "act",         [GRUINFER_STEP_SOFTMAX] = "softmax",
     [GRUINFER_STEP_LOGSOFTMAX] = "logsoftmax", [GRUINFER_STEP_LAYERNORM] = "layernorm",
     [GRUINFER_STEP_BINARY] = "binary",   [GRUINFER_STEP_CLIP] = "clip",
-    [GRUINFER_STEP_EMBED] = "embed",
+    [GRUINFER_STEP_EMBED] = "embed",     [GRUINFER_STEP_CONCAT] = "concat",
 };
 
 const char *gruinfer_step_kind_name(int32_t kind)
@@ -73,6 +73,16 @@ static gruinfer_status check_kind(gruinfer_plan *p, int32_t i, gruinfer_plan_ste
         return gruinfer_plan_width(p, in->input2) == w ? GRUINFER_OK : GRUINFER_E_SIZE;
     case GRUINFER_STEP_CLIP:
         return isnan(in->floats[0]) || isnan(in->floats[1]) ? GRUINFER_E_NONFINITE : GRUINFER_OK;
+    case GRUINFER_STEP_CONCAT: {
+        if (in->input2 < 0 || in->input2 > i)
+            return GRUINFER_E_PLAN;
+        const int64_t w2 = gruinfer_plan_width(p, in->input2);
+        if (w + w2 > GRUINFER_MAX_DIM)
+            return GRUINFER_E_SIZE;
+        st->s.input2 = in->input2;
+        st->out_w = w + w2;
+        return GRUINFER_OK;
+    }
     case GRUINFER_STEP_EMBED: {
         const int64_t V = in->ints[0], D = in->ints[1];
         if (in->input != 0)

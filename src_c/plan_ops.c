@@ -1,4 +1,4 @@
-/* plan_ops.c: the bodies of the stateless frame-wise plan steps (dense, act, softmax, logsoftmax, layernorm, binary, clip, embed) over a block of rows, and token ids as the float32 an embed step reads. */
+/* plan_ops.c: the bodies of the stateless frame-wise plan steps (dense, act, softmax, logsoftmax, layernorm, binary, clip, embed, concat) over a block of rows, and token ids as the float32 an embed step reads. */
 #include <math.h>
 #include <string.h>
 
@@ -125,6 +125,17 @@ static void clip_rows(const gruinfer_plan_step *st, const float *in, int64_t ldi
         }
 }
 
+/* Rows of a then rows of b, side by side: out[r] = [a[r, 0:w] | b[r, 0:w2]]. */
+static void concat_rows(const gruinfer_plan_step *st, const float *a, int64_t lda, const float *b,
+                        int64_t ldb, float *out, int64_t ldo, int64_t rows)
+{
+    const int64_t w = st->in_w, w2 = st->out_w - w;
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(out + r * ldo, a + r * lda, (size_t)w * sizeof(float));
+        memcpy(out + r * ldo + w, b + r * ldb, (size_t)w2 * sizeof(float));
+    }
+}
+
 void gruinfer_plan_op(const gruinfer_plan *p, const gruinfer_plan_step *st, const float *in,
                       int64_t ldi, const float *in2, int64_t ld2, float *out, int64_t ldo,
                       int64_t rows)
@@ -155,6 +166,9 @@ void gruinfer_plan_op(const gruinfer_plan *p, const gruinfer_plan_step *st, cons
         return;
     case GRUINFER_STEP_EMBED:
         embed_rows(st, in, ldi, out, ldo, rows);
+        return;
+    case GRUINFER_STEP_CONCAT:
+        concat_rows(st, in, ldi, in2, ld2, out, ldo, rows);
         return;
     }
 }

@@ -245,9 +245,13 @@ def test_bad_clip(clip):
 
 
 @pytest.mark.parametrize("role", ["W", "R", "B"])
-def test_weight_as_graph_input_is_refused(role):
-    load_error(gru_model(weights_as_inputs=(role,)), InvalidModel, NODE, f"input {role}",
-               f"'{role}'", "initializer")
+def test_weight_as_graph_input_cannot_stream(role):
+    """A weight fed at run time runs (tests/test_runtime_weights.py) but cannot stream."""
+    sess = gruinfer.InferenceSession(gru_model(weights_as_inputs=(role,)))
+    with pytest.raises(gruinfer.NotStreamable) as ei:
+        sess.stream()
+    for p in (NODE, f"input {role} ('{role}')", "fed at run time"):
+        assert p in str(ei.value)
 
 
 @pytest.mark.parametrize("role", ["W", "R", "B"])
@@ -471,11 +475,18 @@ def test_x_ragged_list(sess):
     run_error(sess, feed, InvalidArgument, "X")
 
 
+@pytest.mark.parametrize("declared", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
-def test_x_other_float_dtypes_accepted(sess, dtype):
+def test_x_other_float_dtypes_refused_unless_cast(declared, dtype):
+    """As onnxruntime does, a float64 or float16 array fed to a tensor(float) input is refused,
+    naming the input; cast_feeds=True converts it."""
     feed = good_feed()
     feed["X"] = feed["X"].astype(dtype)
     feed["h0"] = feed["h0"].astype(dtype)
+    strict = gruinfer.InferenceSession(seq_model(declare_shapes=declared))
+    run_error(strict, feed, InvalidArgument, "input 'X'", "tensor(float)", np.dtype(dtype).name,
+              "cast_feeds=True")
+    sess = gruinfer.InferenceSession(seq_model(declare_shapes=declared), cast_feeds=True)
     got = sess.run(None, feed)
     # float16 rounds the values: compare with float32 arrays holding the same values.
     want = sess.run(None, {**feed, "X": feed["X"].astype(np.float32),
@@ -522,12 +533,18 @@ def test_sequence_lens_wrong_shape(sess, shape):
     run_error(sess, feed, InvalidArgument, "seq_lens", got)
 
 
-def test_sequence_lens_int64_accepted(sess):
+@pytest.mark.parametrize("declared", [True, False])
+def test_sequence_lens_int64_refused_unless_cast(declared):
     feed = good_feed()
-    want = sess.run(None, feed)
+    strict = gruinfer.InferenceSession(seq_model(declare_shapes=declared))
+    sess = gruinfer.InferenceSession(seq_model(declare_shapes=declared), cast_feeds=True)
+    want = strict.run(None, feed)
     feed["seq_lens"] = feed["seq_lens"].astype(np.int64)
+    run_error(strict, feed, InvalidArgument, "input 'seq_lens'", "tensor(int32)", "int64")
     for a, b in zip(sess.run(None, feed), want):
         np.testing.assert_array_equal(a, b)
+    feed["seq_lens"][0] = 2**40
+    run_error(sess, feed, InvalidArgument, "input 'seq_lens'", "do not fit")
 
 
 @pytest.mark.parametrize("shape", [(1, N + 1, H), (1, N, H + 1), (N, H), (2, N, H),

@@ -640,9 +640,11 @@ def test_graph_output_order_is_kept(kernel):
 
 
 def test_float64_and_int64_feeds_are_converted(kernel):
+    """cast_feeds=True: arrays of other dtypes are converted (refused without it, as in
+    onnxruntime: tests/test_ort_parity.py)."""
     inputs, attrs = names_case()
     model = make_gru_model(inputs, attrs)
-    sess = gruinfer.InferenceSession(model, kernel=kernel)
+    sess = gruinfer.InferenceSession(model, kernel=kernel, cast_feeds=True)
     feeds32 = feeds_for(inputs)
     feeds64 = {"X": inputs["X"].astype(np.float64) + 1e-12,  # not exactly representable
                "sequence_lens": inputs["sequence_lens"].astype(np.int64),

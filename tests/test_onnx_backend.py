@@ -2,14 +2,10 @@
 import warnings
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 from onnx.backend.base import Backend, BackendRep
 
 import gruinfer
-
-GRU_WEIGHT_SLOTS = (1, 2, 3)  # W, R, B: gruinfer needs these as constants at load time
 
 
 def collect_gru_cases():
@@ -23,31 +19,12 @@ def collect_gru_cases():
             if c.model is not None and any(n.op_type == "GRU" for n in c.model.graph.node)]
 
 
-def freeze_weight_inputs(model, feeds):
-    """A copy of model where graph inputs fed to a GRU's W, R or B become initializers.
-
-    ONNX's backend cases feed the weights at run time; gruinfer packs weights when the
-    session is created, so the backend turns them into initializers holding the fed values."""
-    weight_names = {n.input[i] for n in model.graph.node if n.op_type == "GRU"
-                    for i in GRU_WEIGHT_SLOTS if i < len(n.input) and n.input[i]}
-    frozen = onnx.ModelProto()
-    frozen.CopyFrom(model)
-    keep = [vi for vi in frozen.graph.input if vi.name not in weight_names or vi.name not in feeds]
-    for vi in frozen.graph.input:
-        if vi.name in weight_names and vi.name in feeds:
-            frozen.graph.initializer.append(
-                numpy_helper.from_array(np.asarray(feeds[vi.name], dtype=np.float32), vi.name))
-    del frozen.graph.input[:]
-    frozen.graph.input.extend(keep)
-    return frozen
-
-
 class GruinferBackendRep(BackendRep):
+    """The model as the cases give it (W, R and B are graph inputs, fed with each run)."""
+
     def __init__(self, model, kernel=None):
-        self.model = model
-        self.kernel = kernel
-        inits = {t.name for t in model.graph.initializer}
-        self.input_names = [vi.name for vi in model.graph.input if vi.name not in inits]
+        self.sess = gruinfer.InferenceSession(model, kernel=kernel)
+        self.input_names = [a.name for a in self.sess.get_inputs()]
 
     def run(self, inputs, **kwargs):
         if isinstance(inputs, dict):
@@ -56,10 +33,7 @@ class GruinferBackendRep(BackendRep):
             inputs = list(inputs)
             assert len(inputs) == len(self.input_names), (len(inputs), self.input_names)
             feeds = dict(zip(self.input_names, inputs))
-        sess = gruinfer.InferenceSession(freeze_weight_inputs(self.model, feeds),
-                                         kernel=self.kernel)
-        remaining = {a.name: feeds[a.name] for a in sess.get_inputs()}
-        return tuple(sess.run(None, remaining))
+        return tuple(self.sess.run(None, feeds))
 
 
 class GruinferBackend(Backend):

@@ -1,4 +1,4 @@
-"""The frame-wise C plan steps (softmax, logsoftmax, layernorm, binary, clip, embed) against NumPy, their checks at plan creation, and the ONNX ops lowered to them."""
+"""The frame-wise C plan steps (softmax, logsoftmax, layernorm, binary, clip, embed, concat) against NumPy, their checks at plan creation, and the ONNX ops lowered to them."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -31,6 +31,8 @@ def typed(step):
         return S.BinaryStep(inp, *args)
     if kind == "clip":
         return S.ClipStep(inp, *args)
+    if kind == "concat":
+        return S.ConcatStep(inp, *args)
     assert kind == "embed"
     return S.EmbedStep(*args, input=inp)
 
@@ -151,6 +153,31 @@ def test_binary_with_a_constant(op):
     x = x_data(7)
     (y,) = run_plan(W, [("binary", 0, op, c)], x)
     close(y, OPS[op](x, c).astype(np.float32), 1e-4)
+
+
+@pytest.mark.parametrize("widths", [(W, 1), (1, W), (3, 17), (16, 16)])
+def test_concat_of_two_buffers(widths):
+    """Rows side by side, whatever the widths (padded buffers included); the plan input joined
+    to a later buffer and to itself."""
+    a, b = widths
+    rng = np.random.default_rng(9)
+    Wa, Wb = (rng.standard_normal((w, W)).astype(np.float32) for w in (a, b))
+    x = x_data(10)
+    outs = run_plan(W, [("dense", 0, Wa, None), ("dense", 0, Wb, None), ("concat", 1, 2),
+                        ("concat", 3, 0), ("concat", 0, 0)], x)
+    np.testing.assert_array_equal(outs[2], np.concatenate([outs[0], outs[1]], -1))
+    np.testing.assert_array_equal(outs[3], np.concatenate([outs[0], outs[1], x], -1))
+    np.testing.assert_array_equal(outs[4], np.concatenate([x, x], -1))
+
+
+@pytest.mark.parametrize("steps, what", [
+    ([("concat", 0, 1)], "malformed plan step"),                   # a later buffer
+    ([("concat", 0, -1)], "malformed plan step"),                  # no second buffer
+    ([("dense", 0, np.ones((2**20, 1), np.float32), None), ("concat", 1, 1)], "size"),
+])
+def test_concat_checks(steps, what):
+    with pytest.raises(gruinfer.InvalidModel, match=what):
+        plan_of(W if steps[0][0] == "concat" else 1, steps)
 
 
 def test_binary_reads_a_buffer_twice():
@@ -334,6 +361,45 @@ def test_two_values_of_different_layouts_stay_on_the_python_path():
     info = sess.plan_info()
     assert info["streamable"] and not info["lowered"]
     assert ("add_layouts", "Add") in [(n, o) for n, o, _ in info["not_lowered"]]
+    x = fx()
+    stream = sess.stream(N)
+    close(np.concatenate([stream.run(None, {"X": x[a:b]})[0] for a, b in ((0, 3), (3, 11))]),
+          sess.run(None, {"X": x})[0])
+
+
+@pytest.mark.parametrize("layout", ["TN", "NT"])
+def test_onnx_concat_over_features_lowered(layout):
+    """A Concat of time-path values over features (RNNoise's [dense, gru, input]) is a chain of
+    C concat steps, in time-major and batch-major layouts; one over part of a frame's axes
+    stays on the Python path."""
+    rng = np.random.default_rng(5)
+    d = rng.standard_normal((I, 3)).astype(np.float32)
+    nt = layout == "NT"
+    perm = [helper.make_node("Transpose", [v], [v + "_nt"], name=f"t_{v}", perm=[1, 0, 2])
+            for v in ("y", "X", "h")] if nt else []
+    sfx = "_nt" if nt else ""
+    head = [helper.make_node("MatMul", ["X", "D"], ["h"], name="dense")] + perm + [
+        helper.make_node("Concat", ["h" + sfx, "y" + sfx, "X" + sfx], ["c"], name="cat",
+                         axis=2)]
+    head.append(helper.make_node("Transpose", ["c"], ["out"], name="back", perm=[1, 0, 2])
+                if nt else helper.make_node("Identity", ["c"], ["out"], name="id"))
+    sess = gruinfer.InferenceSession(gru_model(head, [("D", d)]))
+    streams_like_run(sess, fx(), ["gru", "dense", "concat", "concat"])
+    x = fx()
+    y = sess.run(None, {"X": x})[0]
+    close(y[..., :3], x @ d)
+    close(y[..., 3 + H:], x)
+
+
+def test_onnx_concat_of_4d_rows_stays_on_the_python_path():
+    """[T, N, 2, H] joined on the last axis interleaves rows: no C step for it."""
+    head = [helper.make_node("Unsqueeze", ["y", "two"], ["u"], name="unsq"),
+            helper.make_node("Concat", ["u", "u"], ["c"], name="cat", axis=2),
+            helper.make_node("Concat", ["c", "c"], ["out"], name="cat2", axis=3)]
+    sess = gruinfer.InferenceSession(gru_model(head, [("two", np.array([2], np.int64))]))
+    info = sess.plan_info()
+    assert info["streamable"] and not info["lowered"]
+    assert "cat2" in [n for n, _, _ in info["not_lowered"]]
     x = fx()
     stream = sess.stream(N)
     close(np.concatenate([stream.run(None, {"X": x[a:b]})[0] for a, b in ((0, 3), (3, 11))]),

@@ -272,7 +272,8 @@ def test_steps_do_not_leak():
     sess, s = stream_of("gru2_softmax_ts", 2)
     frame = np.ones(s.frame_in_shape, np.float32)
     out = np.empty(s.frame_out_shape, np.float32)
-    ids = np.zeros(s.frame_in_shape, np.float64)  # the slow path (a conversion) too
+    shape = s.frame_in_shape  # a strided frame: the slow path (a conversion) too
+    ids = np.zeros(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
     for _ in range(2000):
         s.step(frame, out=out)
         s.step(ids)

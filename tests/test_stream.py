@@ -298,11 +298,14 @@ def test_step_and_run_interleave():
 
 
 def test_step_accepts_convertible_frames():
-    """float64 and non-contiguous frames are converted, as in sess.run."""
+    """Non-contiguous frames are converted, and float64 ones with cast_feeds=True (refused
+    without it), as in sess.run."""
     I, H, N, T = 4, 8, 3, 10
-    sess = gruinfer.InferenceSession(gru_model(I, H))
+    sess = gruinfer.InferenceSession(gru_model(I, H), cast_feeds=True)
     x = make_x(T, N, I)
     Y, _ = sess.run(None, {"X": x})
+    with pytest.raises(gruinfer.InvalidArgument, match="cast_feeds"):
+        gruinfer.InferenceSession(gru_model(I, H)).stream(N).step(x[0].astype(np.float64))
     wide = np.repeat(x, 2, axis=2)                      # x[..., ::2] is a strided view of x
     stream = sess.stream(N)
     for t in range(T):

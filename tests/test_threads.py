@@ -4,6 +4,7 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
+from onnx import helper
 
 import gruinfer
 from gru_reference import make_gru_model
@@ -165,3 +166,31 @@ def test_eight_threads_hammering_their_own_streams_match_a_replay(python_path):
         assert len(want) == len(results[i])
         for a, b in zip(results[i], want):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_caps_numpy_blas_on_the_interpreter_path(monkeypatch, threads):
+    """The node-by-node path runs NumPy, whose BLAS would use every core: while a session of
+    threads=N interprets a graph, BLAS runs N threads, and afterwards as many as before."""
+    from threadpoolctl import threadpool_info
+
+    import gruinfer.interp.run as interp_run
+
+    def blas():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen, apply = [], interp_run.apply
+
+    def spying(*args):
+        seen.append(blas())
+        return apply(*args)
+
+    before = blas()
+    m, feeds = model(8, 4, "bidirectional", 0, 0)  # bidirectional: runs node by node
+    m.graph.node.append(helper.make_node("Exp", ["Y_h"], ["e"]))
+    m.graph.output.append(helper.make_tensor_value_info("e", 1, None))
+    sess = gruinfer.InferenceSession(m, threads=threads)
+    monkeypatch.setattr(interp_run, "apply", spying)
+    sess.run(None, feeds)
+    assert seen and all(s <= {threads} for s in seen), seen
+    assert blas() == before

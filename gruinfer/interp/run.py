@@ -3,26 +3,41 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import _core
 from ..errors import InvalidArgument
 from ..feeds import coerce_float, coerce_int32
 from ..graph import node_failed
-from ..onnx_io.gru_spec import gru_spec
 from ..onnx_io.ops import OpError, apply
 from .loop import run_loop
+from .weights import FedLayers
 
 
-def build_layer(spec, kernel, threads=1):
-    """The packed C layer of a GruSpec; whole-sequence runs of layers with hidden_size >= 512
-    share each step among `threads` threads."""
-    return _core.Gru(spec.input_size, spec.hidden_size, spec.direction, spec.linear_before_reset,
-                     spec.clip, spec.f, spec.g, spec.W, spec.R, spec.B, kernel, spec.name, threads)
+class blas_threads:
+    """A context capping NumPy's BLAS at `threads` threads for one call, so a session's
+    threads= governs its NumPy ops too (OpenBLAS would use every core).  The cap is
+    process-wide while it lasts; it calls the BLAS libraries threadpoolctl finds directly
+    (a few microseconds), and only those running more threads than asked."""
+    _libs = None  # the process's BLAS controllers, found on the first interpreted call
 
+    def __init__(self, threads):
+        if type(self)._libs is None:
+            from threadpoolctl import ThreadpoolController  # on first use, not on import
 
-def build_layers(graph, kernel, threads=1):
-    """{GRU node name: its packed C layer}, built once per session and shared by its runs and
-    streams."""
-    return {n.name: build_layer(n.spec, kernel, threads) for n in graph.nodes if n.op == "GRU"}
+            type(self)._libs = [lc for lc in ThreadpoolController().lib_controllers
+                                if lc.user_api == "blas"]
+        self.threads, self.capped = threads, []
+
+    def __enter__(self):
+        for lc in self._libs:
+            n = lc.num_threads
+            if n > self.threads:
+                lc.set_num_threads(self.threads)
+                self.capped.append((lc, n))
+        return self
+
+    def __exit__(self, *exc):
+        for lc, n in self.capped:
+            lc.set_num_threads(n)
+        return False
 
 
 class GruState(NamedTuple):
@@ -33,28 +48,38 @@ class GruState(NamedTuple):
 
 
 class Interpreter:
-    """Runs a graph node by node with its session's layers and options."""
+    """Runs a graph node by node with its session's layers (those of GRUs whose weights are
+    known at load) and options; the layers of weights given at run time come from self.fed."""
 
     def __init__(self, graph, layers, kernel, threads, check_finite):
         self.graph, self.layers = graph, layers
         self.kernel, self.threads, self.check_finite = kernel, threads, check_finite
+        self.fed = FedLayers(kernel, threads)
         self._const_ids = {id(a) for a in graph.constants.values()}
 
-    def execute(self, feeds, states=None, reshapes=None):
+    def execute(self, feeds, states=None, reshapes=None, profile=None):
         """Every graph value for these feeds.  states: {GRU node name: GruState} to start GRUs
         from, replaced by their final states.  reshapes: {Reshape node: (input axes, output
         axes)} with "T"/"N" for time and batch (from lowering): such a Reshape follows the actual
-        time and batch sizes, not the ones baked in at export."""
+        time and batch sizes, not the ones baked in at export.  profile: a Profiler that is
+        told of every node run."""
         values = dict(self.graph.constants)
         values.update(feeds)
-        for node in self.graph.nodes:
-            if node.op == "GRU":
-                self._run_gru(node, values, feeds, states)
-            else:
-                for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
-                    if value:
-                        values[value] = a
+        with blas_threads(self.threads):
+            for node in self.graph.nodes:
+                start = profile and profile.now()
+                self._execute_node(node, values, feeds, states, reshapes)
+                if profile:
+                    profile.node(node, start)
         return values
+
+    def _execute_node(self, node, values, feeds, states, reshapes):
+        if node.op == "GRU":
+            self._run_gru(node, values, feeds, states)
+        else:
+            for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
+                if value:
+                    values[value] = a
 
     def results(self, names, values, feeds):
         """Every result is its own array: never a feed, a constant, a view or another result."""
@@ -83,20 +108,20 @@ class Interpreter:
             raise node_failed(node, ins, e, load=False) from None
 
     def _run_gru(self, node, values, feeds, states=None):
-        spec, ins, layer = node.spec, list(node.inputs) + [""] * 6, self.layers[node.name]
+        spec, ins, layer = node.spec, list(node.inputs) + [""] * 6, self.layers.get(node.name)
         where = f"GRU node {node.name!r}"
-        over = self.graph.feeds_of
-        if any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
-            # A weight initializer overridden by a feed: pack a layer for this call only.
-            spec = gru_spec(node.proto, node.name, values)
-            layer = build_layer(spec, self.kernel, self.threads)
-        D, H, I = spec.num_directions, spec.hidden_size, spec.input_size
+        I = spec.input_size or "input_size"
         x_shape = ["batch_size", "seq_length", I] if spec.layout else ["seq_length", "batch_size", I]
         X = coerce_float(values[ins[0]], f"{where}: input X ({ins[0]!r})")
-        if X.ndim != 3 or X.shape[2] != I or X.shape[0] == 0 or X.shape[1] == 0:
+        if X.ndim != 3 or 0 in X.shape or X.shape[2] != (spec.input_size or X.shape[2]):
             raise InvalidArgument(
                 f"{where}: input X ({ins[0]!r}) must have shape [{', '.join(map(str, x_shape))}] "
                 f"with nonzero sizes, got {list(X.shape)}")
+        over = self.graph.feeds_of
+        if layer is None or any(over.get(v, set()) & feeds.keys() for v in ins[1:4] if v):
+            # weights given with this call (graph inputs, overridden initializers)
+            spec, layer = self.fed.layer(node, values, X.shape[2])
+        D, H = spec.num_directions, spec.hidden_size
         T, N = (X.shape[1], X.shape[0]) if spec.layout else X.shape[:2]
         lens = None
         if ins[4]:

@@ -1,4 +1,4 @@
-"""lower/frames.py: frame-wise ops on time-path values mapped to typed C steps (dense, act, softmax, layernorm, binary, clip, embed), to the declared Python path, or refused when they mix frames."""
+"""lower/frames.py: frame-wise ops on time-path values mapped to typed C steps (dense, act, softmax, layernorm, binary, clip, embed, concat), to the declared Python path, or refused when they mix frames."""
 import numpy as np
 
 from ..errors import NotStreamable
@@ -6,7 +6,8 @@ from ..onnx_io import forms
 from ..onnx_io.activations import OP_ACTIVATIONS, op_params
 from ..onnx_io.shapes import Dims
 from .reshape import layout_op, static_size
-from .steps import ActStep, BinaryStep, ClipStep, DenseStep, EmbedStep, LayerNormStep, SoftmaxStep
+from .steps import (ActStep, BinaryStep, ClipStep, ConcatStep, DenseStep, EmbedStep,
+                    LayerNormStep, SoftmaxStep)
 from .values import MERGED, TN, Seq, c_layout, time_axis, width
 
 # Element-wise ops without a C step: frame-wise, so they stream on the Python path.  Inputs other
@@ -323,7 +324,29 @@ def _features(o):
         o.refuse("works along the time or batch axis")
     if op == "Concat" and any(not isinstance(a, Seq) or len(a.axes) != len(x.axes) for a in o.ins):
         o.refuse("joins time-path values with constants or values of another rank")
-    return [o.python(f"{op} over features (no C step)", a)[0] for a in _feature_axes(o)]
+    out_axes = _feature_axes(o)
+    if op == "Concat" and _row_concat(o):
+        return [_concat_steps(o, out_axes[0])]
+    return [o.python(f"{op} over features (no C step)", a)[0] for a in out_axes]
+
+
+def _row_concat(o):
+    """Concat of time-path values in C buffers, of one layout but for the joined axis, which is
+    their only feature axis of size > 1: their rows side by side."""
+    a = o.at.get("axis", 0) % len(o.x.axes)
+    return all(s.buf is not None and c_layout(s.axes) and all(
+        d == e or i == a for i, (d, e) in enumerate(zip(s.axes, o.x.axes))) and all(
+        d in TN or d == 1 or i == a for i, d in enumerate(s.axes)) for s in o.ins)
+
+
+def _concat_steps(o, axes):
+    """A chain of C concat steps, each joining one more input's row onto the last."""
+    a = o.at.get("axis", 0) % len(axes)
+    acc = o.ins[0]
+    for s in o.ins[1:]:
+        joined = acc.axes[:a] + (acc.axes[a] + s.axes[a],) + acc.axes[a + 1:]
+        acc = o.lw.emit(ConcatStep(acc.buf, s.buf), joined, last=o.x.last)
+    return acc
 
 
 def _feature_axes(o):

@@ -1,8 +1,11 @@
 """lower/lowering.py: graph -> stream plan: which input is time, one pass over the nodes giving each value its meaning (dispatched by what its inputs are), the plan built at the end."""
 
+import numpy as np
+
 from ..errors import InvalidModel, NotStreamable
 from ..graph import node_failed
 from ..onnx_io import forms
+from ..onnx_io.gru_spec import WEIGHT_INPUTS
 from ..onnx_io.ops import OpError, apply
 from ..onnx_io.shapes import Dims
 from . import frames, plumbing, states
@@ -24,6 +27,12 @@ def lower(graph, layers, kernel):
     if not grus:
         raise NotStreamable("the model has no GRU node: nothing to stream")
     for node in grus:
+        if node.spec.fed:
+            role = node.spec.fed[0]
+            raise NotStreamable(
+                f"GRU node {node.name!r}: its input {role} ({node.inputs[WEIGHT_INPUTS[role]]!r}) "
+                "is fed at run time; a stream packs its GRUs' weights once, when it is made, and "
+                "its calls take no weights")
         if node.spec.direction != 0:
             which = "bidirectional" if node.spec.direction == 2 else "reverse"
             raise NotStreamable(f"{which} GRU node {node.name!r} needs the whole sequence")
@@ -37,11 +46,15 @@ def lower(graph, layers, kernel):
     shape = inputs[time_input].shape
     if shape is None and grus[0].inputs[0] == time_input:
         shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
-    if shape is None or len(shape) < 2:
-        raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time and batch)")
     if _one_frame(graph, grus[0], inputs[time_input]):
+        if len(shape) == 1:  # token ids [N]: one id per slot and frame
+            return Lowerer(graph, layers, kernel, time_input, ("N",)).run()
         F = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
         return Lowerer(graph, layers, kernel, time_input, ("N", F)).run()
+    if shape is None or len(shape) < 2:
+        raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time "
+                            "and batch), or one frame of a single-step model ([N, F], or token "
+                            "ids [N])")
     first = None
     for t_axis in (0, 1):
         axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
@@ -55,10 +68,12 @@ def lower(graph, layers, kernel):
 
 
 def _one_frame(graph, gru, arg):
-    """Whether the time input is one frame [N, F] and the graph makes the time axis itself:
-    the first GRU's X is Unsqueeze(., axis 0) of a rank-2 float value (rewrite/cells.py writes
-    single-step cell models so)."""
-    if arg.type != "tensor(float)" or arg.shape is None or len(arg.shape) != 2:
+    """Whether the time input is one frame, [N, F] floats or token ids [N], and the graph makes
+    the time axis itself: the first GRU's X is Unsqueeze(., axis 0) of a value computed from it
+    (rewrite/cells.py writes single-step cell models so; a decoder step embeds its token first)."""
+    ids = arg.type in ("tensor(int64)", "tensor(int32)")
+    if arg.shape is None or not (arg.type == "tensor(float)" and len(arg.shape) == 2
+                                 or ids and len(arg.shape) in (1, 2)):
         return False
     node = next((n for n in graph.nodes if gru.inputs[0] in n.outputs), None)
     if node is None or node.op != "Unsqueeze":
@@ -149,7 +164,9 @@ class Lowerer:
             a = Constant() if o.name in g.constants else self.val.get(o.name, Constant())
             if isinstance(a, Seq) and a.buf == 0 and a.axes != low.in_axes:
                 self.python(None, "output", f"output {o.name!r} reshapes the input")
-            elif isinstance(a, (Zeros, Dims, Feed)):
+            elif isinstance(a, (Zeros, Dims, Feed)) or isinstance(a, np.ndarray) and o.name not in g.constants:
+                # (an array known here from declared sizes is not one of the graph's constants,
+                # which is all a Stream hands back for an output off the time path)
                 self.python(None, "output", f"output {o.name!r} is not computed by the plan")
             low.outputs[o.name] = a
         head = low.outputs[g.outputs[0].name]

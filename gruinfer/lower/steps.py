@@ -123,6 +123,17 @@ class BinaryStep(NamedTuple):
                      rule="the constant needs the input width's values")
 
 
+class ConcatStep(NamedTuple):
+    """out = [in | other] along the row: other an earlier buffer of any width."""
+    input: int
+    other: int
+    kind = "concat"
+
+    def c_step(self):
+        return CStep(self.kind, self.input, int(self.other),
+                     rule="the second operand is an earlier buffer")
+
+
 class ClipStep(NamedTuple):
     """out = min(max(in, lo), hi); lo, hi may be -/+inf."""
     input: int

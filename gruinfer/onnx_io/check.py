@@ -1,7 +1,11 @@
-"""onnx_io/check.py: arity checks run before the lifts read a graph: every node's input and output counts fit its ONNX schema, in Loop bodies too (validate.py checks the rest of the schema and the order)."""
+"""onnx_io/check.py: structure checks run before the lifts read a graph: every node's input and output counts fit its ONNX schema, and what attributes alone decide (Einsum equations, ScatterND reductions, ConvTranspose auto_pad), in Loop bodies too (validate.py checks the rest of the schema and the order)."""
 import functools
 
 from ..errors import InvalidModel
+from .limits import text
+from .ops_conv import transpose_auto_pad
+from .ops_tensor import einsum_terms, scatter_nd_reduction
+from .proto import attrs
 
 
 def check_model(model, opset):
@@ -21,6 +25,7 @@ def check_structure(g, opset, parent=None):
         name = p.name or (f"{parent}/{p.op_type}_{i}" if parent else f"{p.op_type}_{i}")
         if p.domain in ("", "ai.onnx") and p.op_type != "GRU":
             _check_arity(p, name, opset)
+            _check_attributes(p, name, opset)
         for a in p.attribute:
             if p.op_type == "Split" and a.name == "num_outputs" and a.i != len(p.output):
                 raise InvalidModel(f"node {name!r} (Split): num_outputs={a.i} but it has "
@@ -37,6 +42,27 @@ def _check_arity(p, name, opset):
     why = arity_error(p, opset)
     if why:
         raise InvalidModel(f"node {name!r} ({p.op_type}): {why}")
+
+
+def _check_attributes(p, name, opset):
+    """What an op's attributes alone decide, checked at load: an Einsum's equation fits its
+    inputs, a ScatterND's reduction exists at this opset, a ConvTranspose's auto_pad is known
+    and not given with pads."""
+    if p.op_type not in ("Einsum", "ScatterND", "ConvTranspose"):
+        return
+    at = attrs(p)
+    try:
+        if p.op_type == "Einsum":
+            if "equation" not in at:
+                raise ValueError("it has no equation")
+            einsum_terms(at["equation"], len(p.input))
+        elif p.op_type == "ScatterND":
+            scatter_nd_reduction(at, opset)
+        else:
+            transpose_auto_pad(at)
+    except ValueError as e:
+        what = f" equation {text(at['equation'])!r}:" if p.op_type == "Einsum" and "equation" in at else ""
+        raise InvalidModel(f"node {name!r} ({p.op_type}):{what} {e}") from None
 
 
 def arity_error(p, opset):

@@ -4,19 +4,10 @@ import numpy as np
 from . import budget, forms
 from .op_sizes import output_bound
 from .activations import OP_ACTIVATIONS, apply_op
+from .limits import check_size, text
+from .ops_conv import OPS_CONV
+from .ops_tensor import OPS_TENSOR
 from .proto import tensor_to_array
-
-
-# The most elements an op may create from sizes it is given (1 GiB of float32).
-MAX_ELEMENTS = 1 << 28
-
-
-def _check_size(shape):
-    n = int(np.prod([max(int(d), 0) for d in shape], dtype=np.float64))
-    if n > MAX_ELEMENTS:
-        raise ValueError(f"a tensor of shape {list(shape)} ({n} elements) is too large "
-                         f"(at most {MAX_ELEMENTS})")
-    return shape
 
 
 def _float(fn):
@@ -164,7 +155,7 @@ def _expand(ins, at, opset):
     x, shape = ins[0], np.asarray(ins[1])
     if shape.dtype.kind not in "iu" or shape.ndim != 1 or shape.size > 32 or (shape < 0).any():
         raise ValueError(f"shape must be a 1-D int64 tensor of at most 32 sizes >= 0, got {shape!r}")
-    out = _check_size(np.broadcast_shapes(x.shape, tuple(int(d) for d in shape)))
+    out = check_size(np.broadcast_shapes(x.shape, tuple(int(d) for d in shape)))
     return [np.array(np.broadcast_to(x, out))]
 
 
@@ -173,7 +164,7 @@ def _range(ins, at, opset):
     if delta == 0:
         raise ValueError("delta must not be 0")
     n = max(int(np.ceil((limit - start) / delta)), 0)
-    _check_size([n])
+    check_size([n])
     return [(start + delta * np.arange(n)).astype(start.dtype)]
 
 
@@ -211,7 +202,7 @@ def _shape(ins, at, opset):
 def _constant_of_shape(ins, at, opset):
     value = tensor_to_array(at["value"], "ConstantOfShape value") if "value" in at else \
         np.zeros(1, np.float32)
-    return [np.full(_check_size([int(d) for d in np.asarray(ins[0]).reshape(-1)]), value.reshape(-1)[0],
+    return [np.full(check_size([int(d) for d in np.asarray(ins[0]).reshape(-1)]), value.reshape(-1)[0],
                     dtype=value.dtype)]
 
 
@@ -309,7 +300,7 @@ def _tile(ins, at, opset):
     reps = [int(r) for r in np.asarray(ins[1]).reshape(-1)]
     if len(reps) != ins[0].ndim or min(reps, default=0) < 0:
         raise ValueError(f"repeats {reps} must be {ins[0].ndim} sizes >= 0")
-    _check_size([r * d for r, d in zip(reps, ins[0].shape)])
+    check_size([r * d for r, d in zip(reps, ins[0].shape)])
     return [np.tile(ins[0], reps)]
 
 
@@ -338,8 +329,7 @@ def _cumsum(ins, at, opset):
 
 def _pad(ins, at, opset):
     x = ins[0]
-    mode = at.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = text(at.get("mode", b"constant"))
     if opset < 11:
         pads, value, axes = at["pads"], at.get("value", 0.0), None
     else:
@@ -352,7 +342,7 @@ def _pad(ins, at, opset):
     width = [(0, 0)] * x.ndim
     for i, a in enumerate(axes):
         width[a] = (int(pads[i]), int(pads[i + len(axes)]))
-    _check_size([d + b + e for d, (b, e) in zip(x.shape, width)])
+    check_size([d + b + e for d, (b, e) in zip(x.shape, width)])
     if any(b < 0 or e < 0 for b, e in width):  # negative pads crop
         crop = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
         x, width = x[crop], [(max(b, 0), max(e, 0)) for b, e in width]
@@ -412,55 +402,6 @@ def _gather_elements(ins, at, opset):
     return [x[_element_index(x, idx, at.get("axis", 0) % x.ndim)]]
 
 
-def _conv(ins, at, opset):
-    """Conv over any number of spatial axes: pads (or auto_pad), strides, dilations, groups."""
-    x, w = ins[0], ins[1]
-    b = ins[2] if len(ins) > 2 else None
-    nd = x.ndim - 2
-    if nd < 1 or w.ndim != x.ndim:
-        raise ValueError(f"input of rank {x.ndim} and weight of rank {w.ndim}: expected [N, C, ...] "
-                         "and [M, C/group, ...] of one rank >= 3")
-    group = at.get("group", 1)
-    strides, dil = list(at.get("strides", [1] * nd)), list(at.get("dilations", [1] * nd))
-    k = list(w.shape[2:])
-    C, M = x.shape[1], w.shape[0]
-    if group < 1 or C != w.shape[1] * group or M % group or len(strides) != nd or len(dil) != nd \
-            or min(strides + dil + k, default=1) < 1:
-        raise ValueError(f"weight {list(w.shape)} with group {group}, strides {strides} and "
-                         f"dilations {dil} does not fit input {list(x.shape)}")
-    auto = at.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
-    span = [(k[i] - 1) * dil[i] + 1 for i in range(nd)]
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        total = [max(0, (-(-x.shape[2 + i] // strides[i]) - 1) * strides[i] + span[i] - x.shape[2 + i])
-                 for i in range(nd)]
-        low = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
-        pads = low + [t - lo for t, lo in zip(total, low)]
-    else:
-        pads = list(at.get("pads", [0] * (2 * nd))) if auto != "VALID" else [0] * (2 * nd)
-    if len(pads) != 2 * nd or min(pads, default=0) < 0:
-        raise ValueError(f"pads {pads} must be {2 * nd} sizes >= 0")
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)])
-    if any(xp.shape[2 + i] < span[i] for i in range(nd)):
-        raise ValueError(f"the kernel spans {span}, more than the padded input {list(xp.shape[2:])}")
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    win = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))  # [N, C, o..., span...]
-    win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in dil)]
-    win = win[(slice(None), slice(None)) + tuple(slice(None, None, s_) for s_ in strides)]
-    cg, mg = C // group, M // group
-    outs = []
-    for g in range(group):
-        xg = np.moveaxis(win[:, g * cg:(g + 1) * cg], 1, 1 + nd)  # [N, o..., cg, k...]
-        y = np.tensordot(xg, w[g * mg:(g + 1) * mg], axes=(list(range(1 + nd, 2 + 2 * nd)),
-                                                             list(range(1, 2 + nd))))
-        outs.append(np.moveaxis(y, -1, 1))  # [N, mg, o...]
-    y = np.concatenate(outs, axis=1)
-    if b is not None:
-        y = y + b.reshape([1, M] + [1] * nd)
-    return [y.astype(x.dtype)]
-
-
 # op -> fn(inputs (None for an omitted optional input), attributes, opset) -> list of outputs.
 OPS = {
     "Gemm": _gemm,
@@ -515,7 +456,6 @@ OPS = {
     "TopK": _topk,
     "ScatterElements": _scatter_elements,
     "GatherElements": _gather_elements,
-    "Conv": _conv,
     "PRelu": _prelu,
     "Min": _variadic(lambda ins: np.minimum.reduce(np.broadcast_arrays(*ins))),
     "Max": _variadic(lambda ins: np.maximum.reduce(np.broadcast_arrays(*ins))),
@@ -545,6 +485,9 @@ OPS = {
     "CumSum": _cumsum,
     "Pad": _pad,
 }
+# Convolutions (ops_conv.py), Einsum and ScatterND (ops_tensor.py).
+OPS.update(OPS_CONV)
+OPS.update(OPS_TENSOR)
 # The activation ops, from the one activation table.
 OPS.update({name: (lambda act: lambda ins, at, opset: [apply_op(act, ins[0], at)])(act)
             for name, act in OP_ACTIVATIONS.items()})

@@ -908,6 +908,30 @@ static void test_frame_steps(const char *kernel)
     st[3].floats[0] = NAN, st[3].input = 0;
     CHECK_STATUS(gruinfer_plan_create(WI, st + 3, 1, kernel, &q, NULL), GRUINFER_E_NONFINITE);
     gruinfer_plan_free(q), q = NULL;
+    /* concat: rows side by side; its second buffer must be an earlier one, the sum in range */
+    gruinfer_step cat[2] = {gruinfer_step_concat(0, 0), gruinfer_step_concat(1, 0)};
+    CHECK_STATUS(gruinfer_plan_create(WI, cat, 2, kernel, &q, NULL), GRUINFER_OK);
+    if (q) {
+        CHECK(gruinfer_plan_width(q, 2) == 3 * WI, "concat width %lld",
+              (long long)gruinfer_plan_width(q, 2));
+        gruinfer_stream *cs = NULL;
+        CHECK_STATUS(gruinfer_stream_create(q, 1, &cs), GRUINFER_OK);
+        float xin[WI], got[3 * WI];
+        for (int i = 0; i < WI; i++)
+            xin[i] = (float)i + 0.5f;
+        float *co[2] = {NULL, got};
+        const int64_t c_st[2] = {0, 0}, c_sn[2] = {0, 0};
+        CHECK_STATUS(gruinfer_stream_run(cs, 1, xin, WI, WI, 1, co, c_st, c_sn), GRUINFER_OK);
+        for (int i = 0; i < 3 * WI; i++)
+            CHECK(got[i] == xin[i % WI], "concat element %d is %g", i, (double)got[i]);
+        gruinfer_stream_free(cs);
+    }
+    gruinfer_plan_free(q), q = NULL;
+    cat[1].input2 = 2; /* a later buffer */
+    CHECK_STATUS(try_plan(WI, cat, 2, kernel, NULL), GRUINFER_E_PLAN);
+    cat[1].input2 = -1; /* none */
+    CHECK_STATUS(try_plan(WI, cat, 2, kernel, NULL), GRUINFER_E_PLAN);
+    CHECK_STATUS(try_plan(GRUINFER_MAX_DIM / 2 + 1, cat, 1, kernel, NULL), GRUINFER_E_SIZE);
     gruinfer_step sm = gruinfer_step_softmax(0);
     sm.tables[1] = tab, sm.table_len[1] = WI; /* a table where none is read */
     CHECK_STATUS(try_plan(WI, &sm, 1, kernel, NULL), GRUINFER_E_PLAN);
@@ -977,7 +1001,8 @@ static void test_step_kind_names(void)
 {
     ctx_kernel = "(steps)";
     static const char *const want[] = {"gru",        "dense",     "act",    "softmax", "logsoftmax",
-                                       "layernorm",  "binary",    "clip",   "embed"};
+                                       "layernorm",  "binary",    "clip",   "embed",
+                                       "concat"};
     const int n = (int)(sizeof want / sizeof want[0]);
     CHECK(n == GRUINFER_STEP_COUNT, "%d step kinds, %d names expected", GRUINFER_STEP_COUNT, n);
     for (int k = 0; k < n; k++) {

@@ -1,0 +1,89 @@
+"""check_packages.py: build the sdist and the wheel as a release would, install each into a fresh venv, and check what a user gets (it runs, the extension is stripped, no generated C or Cython source ships, the installed package stays small).
+
+    python tools/check_packages.py [--out DIR]
+
+Exits nonzero, saying why, on the first failure; tests/test_packaging.py runs it.
+"""
+import argparse
+import subprocess
+import sys
+import tempfile
+import venv
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_INSTALLED = 1 << 20  # bytes of the installed package (gruinfer/ in site-packages)
+SMOKE = """
+import numpy as np, gruinfer
+from gruinfer.cli import DEMO_MODEL
+s = gruinfer.InferenceSession(DEMO_MODEL)
+x = np.random.default_rng(0).standard_normal((7, 2, 8)).astype(np.float32)
+y = s.run(None, {"x": x})[0]
+st = s.stream(2)
+z = np.stack([st.step(f) for f in x])
+assert z.shape == y.shape and np.abs(z - y).max() < 1e-5, "stream differs from run"
+print(gruinfer.__version__, gruinfer.kernel_info()["selected"])
+"""
+
+
+def run(*cmd, cwd="/"):
+    """cmd's stdout; run away from the source tree, so `import gruinfer` finds the install."""
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def fresh_venv(where):
+    venv.create(where, with_pip=True)
+    return Path(where) / "bin" / "python"
+
+
+def check_wheel(whl):
+    names = zipfile.ZipFile(whl).namelist()
+    shipped = [n for n in names if n.endswith((".c", ".pyx"))]
+    if shipped:
+        sys.exit(f"the wheel ships sources it does not need: {shipped}")
+    if not any(n.startswith("gruinfer/_core") and n.endswith(".so") for n in names):
+        sys.exit("the wheel has no compiled gruinfer._core")
+
+
+def check_installed(py):
+    out = run(py, "-c", SMOKE)
+    site = Path(run(py, "-c", "import gruinfer, os; print(os.path.dirname(gruinfer.__file__))")
+                .strip())
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()
+               and "__pycache__" not in p.parts)
+    if size > MAX_INSTALLED:
+        sys.exit(f"installed package is {size} bytes, over {MAX_INSTALLED}")
+    so = next(site.glob("_core*.so"))
+    if ".debug_info" in run("readelf", "-S", str(so)) or ".symtab" in run("readelf", "-S", str(so)):
+        sys.exit(f"{so.name} is not stripped")
+    run(site.parent.parent.parent.parent / "bin" / "gruinfer", "demo")
+    return out.strip(), size
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="keep the built files here (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out or tmp)
+        builder = fresh_venv(Path(tmp) / "build-env")
+        run(builder, "-m", "pip", "install", "-q", "build")
+        # the wheel is built from the sdist, so this also checks that the sdist builds
+        run(builder, "-m", "build", "--outdir", str(out / "dist"), str(ROOT))
+        whl = next((out / "dist").glob("*.whl"))
+        sdist = next((out / "dist").glob("*.tar.gz"))
+        check_wheel(whl)
+        for label, artefact in (("wheel", whl), ("sdist", sdist)):
+            py = fresh_venv(Path(tmp) / f"{label}-env")
+            run(py, "-m", "pip", "install", "-q", str(artefact))
+            said, size = check_installed(py)
+            print(f"{label}: {artefact.name} installs and runs ({said}); installed package "
+                  f"{size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
