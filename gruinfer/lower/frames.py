@@ -259,7 +259,7 @@ def _expand(o):
     if o.ins[0] is not x:
         return None
     entries = list(target.entries) if isinstance(target, Dims) else \
-        forms.ints(target) if isinstance(target, np.ndarray) else None
+        forms.ints(target) if isinstance(target, np.ndarray) and target.dtype.kind in "iu" else None
     if entries is None or len(entries) > len(x.axes):
         o.refuse("an Expand to a shape streams do not follow")
     entries = [1] * (len(x.axes) - len(entries)) + entries

@@ -96,7 +96,7 @@ def _unsqueeze_feed(lw, node, ins):
         axis = axes[0] % 3
     else:
         target = ins[1]
-        if not isinstance(target, np.ndarray) or target.size != 3:
+        if not isinstance(target, np.ndarray) or target.size != 3 or target.dtype.kind not in "iu":
             refuse("a Reshape to a constant [1, -1, H] or [-1, 1, H] only")
         target = forms.ints(target)
         if node.attrs.get("allowzero", 0) or 0 in target or target[2] <= 0 \

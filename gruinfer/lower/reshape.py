@@ -36,7 +36,7 @@ def layout_op(lw, node, ins, x):
     target = ins[1] if len(ins) > 1 else None
     if isinstance(target, Dims):
         target = list(target.entries)
-    elif isinstance(target, np.ndarray):
+    elif isinstance(target, np.ndarray) and target.dtype.kind in "iu":  # (ONNX: int64)
         target = forms.ints(target)
     else:
         raise NotStreamable(f"node {name!r} (Reshape): its target shape is not known")
