@@ -149,7 +149,7 @@ def _split(ins, at, opset):
     if sum(split) != x.shape[axis]:
         raise ValueError(f"split sizes {split} do not add up to axis {axis} of size {x.shape[axis]}")
     if len(split) != at.get("num_outputs", len(split)):
-        raise ValueError(f"split has {len(split)} sizes but the node has {at["num_outputs"]} outputs")
+        raise ValueError(f"split has {len(split)} sizes but the node has {at['num_outputs']} outputs")
     return np.split(x, np.cumsum(split)[:-1], axis=axis)
 
 
