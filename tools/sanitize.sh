@@ -5,7 +5,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cp -r "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$repo/src_c" "$repo/gruinfer" \
+cp -r "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$repo/LICENSE" "$repo/src_c" "$repo/gruinfer" \
     "$repo/tests" "$repo/tools" "$repo/benchmarks" "$work/"
 find "$work/gruinfer" \( -name '*.so' -o -name '_core.c' \) -delete
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
