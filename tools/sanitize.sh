@@ -5,8 +5,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cp -r "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$repo/LICENSE" "$repo/src_c" "$repo/gruinfer" \
-    "$repo/tests" "$repo/tools" "$repo/benchmarks" "$work/"
+(cd "$repo" && tar --exclude=./.git --exclude=./build -cf - .) | tar -xf - -C "$work"
 find "$work/gruinfer" \( -name '*.so' -o -name '_core.c' \) -delete
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 (cd "$work" && CFLAGS="$san" LDFLAGS="$san" python setup.py -q build_ext --inplace >/dev/null)
