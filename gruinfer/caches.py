@@ -1,11 +1,12 @@
 """caches.py: streams of explicit-cache models (GTCRN's conv/tra/inter caches, a (x, h) -> (y, h') step): the pairs of inputs that come back updated as outputs, found or stated, and CacheStream, which keeps them per slot and runs the graph once per call."""
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
 from .errors import InvalidArgument, NotStreamable
 from .feeds import check_dtype, check_output_names, check_shape, coerce_feeds
-from .stream import Forkable, check_batch_size, check_slots
+from .stream import Forkable, PyLocked, check_batch_size, check_slots, one_thread
 
 # An output `name + suffix` (or `prefix + name`) of an input's shape returns that input updated.
 SUFFIXES = ("_out", "_new", "_next", "out", "_o", ".out", "_1")
@@ -66,7 +67,7 @@ def find_cache_pairs(graph, state_map=None):
     return tuple(pairs)
 
 
-class CacheStream(Forkable):
+class CacheStream(PyLocked, Forkable):
     """batch_size independent slots of an explicit-cache model (stream.lowered False: the graph
     runs through the interpreter, once per slot and call; plan_info()["caches"] lists the pairs).
 
@@ -90,6 +91,7 @@ class CacheStream(Forkable):
                 raise InvalidArgument(f"batch_size must be 1: {a.name!r} ({a.shape}) has no first "
                                       "axis of size 1 or free to hold the slots")
         self._state = {}
+        self._busy = threading.Lock()
         self.reset()
 
     @property
@@ -104,6 +106,7 @@ class CacheStream(Forkable):
     def _slot_shape(self, p):
         return (self.batch_size,) + p.shape[1:] if self.batch_size > 1 else p.shape
 
+    @one_thread
     def reset(self, slots=None):
         """Zero the caches of the given slots (all when None)."""
         idx = self._slots(slots)
@@ -118,12 +121,18 @@ class CacheStream(Forkable):
     def _slots(self, slots):
         return check_slots(slots, self.batch_size)
 
+    @one_thread
     def get_state(self):
         """{cache input name: a copy of its [batch_size, ...] cache}."""
         return {k: v.copy() for k, v in self._state.items()}
 
+    @one_thread
     def set_state(self, state):
         """Set caches from a dict like get_state() gives (a subset allowed); all checked first."""
+        self._state.update(self._checked(state))
+
+    def _checked(self, state):
+        """The caches a set_state or a fed cache gives, each checked, as float32 copies."""
         if not isinstance(state, dict):
             raise InvalidArgument("state must be a dict {cache input name: array}")
         shapes = {p.input: self._slot_shape(p) for p in self._pairs}
@@ -138,8 +147,9 @@ class CacheStream(Forkable):
             if not np.isfinite(h).all():
                 raise InvalidArgument(f"{what} holds NaN or Inf")
             new[name] = np.array(h, np.float32)
-        self._state.update(new)
+        return new
 
+    @one_thread
     def run(self, output_names, input_feed):
         """One call of the graph per slot with the caches fed from the stream; the caches come
         back updated.  Returns the outputs asked for (None: all), slots along the first axis."""
@@ -155,21 +165,14 @@ class CacheStream(Forkable):
         missing = [n for n in self._frames if n not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(map(repr, missing)))
-        given = {p.input: feeds.pop(p.input) for p in self._pairs if p.input in feeds}
-        if given:
-            saved = self.get_state()
-            self.set_state(given)
-        try:
-            results, state = self._advance(names, feeds)
-        except BaseException:
-            if given:
-                self._state = saved
-            raise
-        self._state = state
+        given = self._checked({p.input: feeds.pop(p.input) for p in self._pairs
+                               if p.input in feeds})
+        results, self._state = self._advance(names, feeds, dict(self._state, **given))
         return results
 
-    def _advance(self, names, feeds):
-        """Every slot's results and caches after one call; the stream's own left as they were."""
+    def _advance(self, names, feeds, caches):
+        """Every slot's results and caches after one call from these caches; the stream's own
+        left as they were."""
         N = self.batch_size
         for name, x in feeds.items():
             if N > 1 and (x.ndim == 0 or x.shape[0] != N):
@@ -178,7 +181,7 @@ class CacheStream(Forkable):
         per_slot = []
         for n in range(N):
             f = {k: v[n:n + 1] if N > 1 else v for k, v in feeds.items()}
-            f.update({p.input: self._state[p.input][n:n + 1] if N > 1 else self._state[p.input]
+            f.update({p.input: caches[p.input][n:n + 1] if N > 1 else caches[p.input]
                       for p in self._pairs})
             values = self._interp.execute(f)
             want = names + [p.output for p in self._pairs]

@@ -402,7 +402,19 @@ def _arrange(h, axes):
                                             1 if a == 1 else h.shape[sym.index("H")] for a in axes])
 
 
-class PyStream(_StreamBase):
+class PyLocked:
+    """The in-use flag of a stream written in Python: as StreamCore._claim, a lock (self._busy,
+    made by the stream's __init__) taken without waiting, so two threads cannot both pass."""
+
+    def _claim(self):
+        if not self._busy.acquire(blocking=False):
+            raise InvalidArgument(_core.IN_USE)
+
+    def _release(self):
+        self._busy.release()
+
+
+class PyStream(PyLocked, _StreamBase):
     """A stream on the declared slower path (stream.lowered is False, sess.plan_info() says why):
     each chunk runs through the graph interpreter with GRU states carried in and out.
     Same API as Stream; causal by construction (lowering checked every op on the time path)."""
@@ -416,14 +428,6 @@ class PyStream(_StreamBase):
         self._states = {}
         self._busy = threading.Lock()
         self.reset()
-
-    def _claim(self):
-        """As StreamCore._claim: a lock taken without waiting, so two threads cannot both pass."""
-        if not self._busy.acquire(blocking=False):
-            raise InvalidArgument(_core.IN_USE)
-
-    def _release(self):
-        self._busy.release()
 
     def _get(self, i):
         low = self._low

@@ -181,3 +181,20 @@ def test_cache_stream_forks_and_pickles(model):
     for s in (fork, back):
         for x, w in zip(xs[3:], want):
             np.testing.assert_array_equal(s.run(None, {"x": two([x, x])})[1], w)
+
+
+def test_a_stream_busy_in_another_thread_refuses(model):
+    """The in-use flag: while one call holds the stream, another raises and changes nothing."""
+    _, sess, _ = model
+    stream = sess.stream()
+    before = stream.get_state()
+    stream._busy.acquire()  # as a call running on another thread holds it
+    try:
+        for call in (lambda: stream.run(None, {"x": frames(1)[0]}), stream.reset,
+                     lambda: stream.set_state(before), stream.get_state):
+            with pytest.raises(gruinfer.InvalidArgument, match="another thread"):
+                call()
+    finally:
+        stream._busy.release()
+    for k, v in stream.get_state().items():
+        np.testing.assert_array_equal(v, before[k])
