@@ -99,10 +99,6 @@ class CacheStream(PyLocked, Forkable):
         """The one input that is not a cache (None when there are several)."""
         return self._frames[0] if len(self._frames) == 1 else None
 
-    @property
-    def cache_pairs(self):
-        return self._pairs
-
     def _slot_shape(self, p):
         return (self.batch_size,) + p.shape[1:] if self.batch_size > 1 else p.shape
 
