@@ -9,7 +9,7 @@ graphs that send the cell lifter to shape inference; external-data tricks.
 
 The harness runs many models per worker process; the worker reports each index before it starts
 it, so a death (signal) or a hang (no report for HANG_SECONDS) names the model, and a new worker
-goes on after it.  By hand:  python tests/hostile.py --seed 7 --count 100000 [--jobs 1]
+goes on after it.  By hand:  python tests/hostile.py --seed 7 --count 100000 [--start N]
 """
 import argparse
 import glob
