@@ -46,6 +46,19 @@ def fixtures():
 
 # ---------------------------------------------------------------- generation
 
+def identity_loop_body():
+    """A Loop body (i, c, v) -> (c, v) that changes nothing: the Loop runs as long as its trip
+    count and condition say."""
+    from onnx import TensorProto as TP, helper as h
+
+    return h.make_graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Identity", ["v"], ["v2"])],
+                        "b", [h.make_tensor_value_info("i", TP.INT64, []),
+                              h.make_tensor_value_info("c", TP.BOOL, []),
+                              h.make_tensor_value_info("v", TP.FLOAT, None)],
+                        [h.make_tensor_value_info("c2", TP.BOOL, []),
+                         h.make_tensor_value_info("v2", TP.FLOAT, None)])
+
+
 def model(seed, index):
     """(bytes of model number `index` of `seed`, external_data_dir or None)."""
     rng = random.Random(f"{seed}:{index}")
@@ -302,12 +315,7 @@ def graft(rng, m):
         nodes = [h.make_node("Range", ["r0", "r1", "r2"], ["rr"]),
                  h.make_node("Cast", ["rr"], [out], to=TP.DOUBLE)]
     elif k == 4:  # a Loop that never ends, or runs 2**40 times
-        body = h.make_graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Identity", ["v"], ["v2"])],
-                            "b", [h.make_tensor_value_info("i", TP.INT64, []),
-                                  h.make_tensor_value_info("c", TP.BOOL, []),
-                                  h.make_tensor_value_info("v", TP.FLOAT, None)],
-                            [h.make_tensor_value_info("c2", TP.BOOL, []),
-                             h.make_tensor_value_info("v2", TP.FLOAT, None)])
+        body = identity_loop_body()
         g.initializer.append(nh.from_array(np.array(big, np.int64), "trip"))
         g.initializer.append(nh.from_array(np.array(True), "cond"))
         g.initializer.append(nh.from_array(np.ones(2, np.float32), "v0"))

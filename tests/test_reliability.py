@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto as TP, helper as h, numpy_helper as nh
 
 import gruinfer
+from hostile import identity_loop_body
 from test_bad_feeds import fixture, on_python_path
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -54,12 +55,7 @@ def test_eyelike_of_nothing_beside_a_cell_is_refused_not_a_segfault():
 @pytest.mark.parametrize("dim", [-2, -2147483649])
 def test_negative_declared_dims_are_refused(dim):
     x = h.make_tensor_value_info("x", TP.FLOAT, [3, dim])
-    body = h.make_graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Identity", ["v"], ["v2"])],
-                        "b", [h.make_tensor_value_info("i", TP.INT64, []),
-                              h.make_tensor_value_info("c", TP.BOOL, []),
-                              h.make_tensor_value_info("v", TP.FLOAT, None)],
-                        [h.make_tensor_value_info("c2", TP.BOOL, []),
-                         h.make_tensor_value_info("v2", TP.FLOAT, None)])
+    body = identity_loop_body()
     inits = [nh.from_array(np.array([0], np.int64), "z"), nh.from_array(np.array([1], np.int64), "o"),
              nh.from_array(np.array(2, np.int64), "n"), nh.from_array(np.array(True), "t")]
     nodes = [h.make_node("Slice", ["x", "z", "o"], ["s"]), h.make_node("Loop", ["n", "t", "s"], ["y"], body=body)]
