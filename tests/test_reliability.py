@@ -154,6 +154,21 @@ def test_float_index_tensors_are_refused_not_int_of_nan(where):
         isinstance(e.value, gruinfer.InvalidModel), str(e.value)
 
 
+def test_an_empty_scan_of_a_shape_no_array_has_is_an_error_not_a_valueerror():
+    """Seed 21 #73936: a Loop that runs no iteration gives its scan outputs the body's declared
+    shape with 0 frames; dims whose product overflows made numpy raise ValueError."""
+    body = h.make_graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Identity", ["x"], ["s"])],
+                        "b", [h.make_tensor_value_info("i", TP.INT64, []),
+                              h.make_tensor_value_info("c", TP.BOOL, [])],
+                        [h.make_tensor_value_info("c2", TP.BOOL, []),
+                         h.make_tensor_value_info("s", TP.FLOAT, [2**40, 2**40])])
+    m = model([h.make_node("Loop", ["n", ""], ["y"], body=body)],
+              [h.make_tensor_value_info("x", TP.FLOAT, [1]), h.make_tensor_value_info("n", TP.INT64, [])])
+    sess = gruinfer.InferenceSession(m.SerializeToString())
+    with pytest.raises(gruinfer.InvalidArgument, match="declares shape"):
+        sess.run(None, {"x": np.zeros(1, np.float32), "n": np.array(0, np.int64)})
+
+
 def test_cycles_are_refused_in_subgraphs_too():
     x = h.make_tensor_value_info("x", TP.FLOAT, [2])
     assert "without cycles" in refused(model([h.make_node("Relu", ["y"], ["y0"]),
