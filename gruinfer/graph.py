@@ -63,6 +63,19 @@ class Node(NamedTuple):
     body: LoopBody = None
 
 
+class Carry(NamedTuple):
+    """Past frames a node on the time path reads, which a stream carries from chunk to chunk (a
+    causal Pad, a Conv with causal time padding): the last `frames` frames along `axis` of the
+    node's input (at="input", a Conv: they replace its time padding) or of its output
+    (at="output", a Pad: they replace the padded frames); `fill` before the first frame.
+    axes: the axes of the carried tensor as lowering reads them ("T", "N" and sizes)."""
+    axis: int
+    frames: int
+    fill: float
+    at: str
+    axes: tuple
+
+
 class Graph(NamedTuple):
     """Everything load time decides: constants (initializers, Constant nodes, values folded at
     load), the inputs a feed gives, the outputs, and the nodes left to run.
