@@ -104,6 +104,15 @@ def node_failed(node, ins, reason, load):
     return cls(f"node {node.name!r} ({node.op}) failed{when}: {reason} (input shapes {sizes})")
 
 
+def check_outputs(node, outs):
+    """UnsupportedOp when the node names an output its op did not give (BatchNormalization's
+    training-mode outputs, say): nothing may read a value gruinfer never computed."""
+    for k, name in enumerate(node.outputs[len(outs):], len(outs)):
+        if name:
+            raise UnsupportedOp(f"node {node.name!r} ({node.op}): gruinfer does not compute its "
+                                f"output {k} ({name!r})")
+
+
 def build_graph(model, notes=(), budget=None):
     """The Graph of a (rewritten) model: every node checked (op supported, inputs defined before
     use, GRU specs, Loop bodies), constants folded (within the load budget when the caller
@@ -171,6 +180,7 @@ class _Reader:
                 outs = apply(p.op_type, ins, node.attrs, self.opset)
             except OpError as e:
                 raise node_failed(node, ins, e, load=True) from None
+            check_outputs(node, outs)
             for value, a in zip(node.outputs, outs):
                 if value:
                     self.constants[value] = a

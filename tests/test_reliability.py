@@ -169,6 +169,20 @@ def test_an_empty_scan_of_a_shape_no_array_has_is_an_error_not_a_valueerror():
         sess.run(None, {"x": np.zeros(1, np.float32), "n": np.array(0, np.int64)})
 
 
+@pytest.mark.parametrize("folded", [True, False])
+def test_an_output_the_op_does_not_give_is_unsupported_not_a_keyerror(folded):
+    """Seed 34 #28437: BatchNormalization's training-mode running mean, read by a later node,
+    was never computed (folded at load or run): KeyError."""
+    c = nh.from_array(np.ones(2, np.float32), "c")
+    x = "c" if folded else "x"
+    bn = h.make_node("BatchNormalization", [x, "c", "c", "c", "c"], ["y0", "mean"])
+    m = model([bn, h.make_node("Add", ["y0", "mean"], ["y"])],
+              [h.make_tensor_value_info("x", TP.FLOAT, [1, 2])], inits=[c], opset=13)
+    with pytest.raises(gruinfer.UnsupportedOp, match="does not compute its output 1 .'mean'."):
+        sess = gruinfer.InferenceSession(m.SerializeToString())
+        sess.run(None, {"x": np.ones((1, 2), np.float32)})
+
+
 def test_cycles_are_refused_in_subgraphs_too():
     x = h.make_tensor_value_info("x", TP.FLOAT, [2])
     assert "without cycles" in refused(model([h.make_node("Relu", ["y"], ["y0"]),

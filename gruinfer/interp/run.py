@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import InvalidArgument
 from ..feeds import coerce_float, coerce_int32
-from ..graph import node_failed
+from ..graph import check_outputs, node_failed
 from ..onnx_io.ops import OpError, apply
 from .loop import run_loop
 from .weights import FedLayers
@@ -138,11 +138,13 @@ class Interpreter:
             if node.op == "Loop":
                 return run_loop(node.body, ins, values, lambda b, v: self.run_node(b, v, reshapes),
                                 self.graph.budget.loop_iterations)
-            return apply(node.op, ins, node.attrs, self.graph.opset)
+            outs = apply(node.op, ins, node.attrs, self.graph.opset)
         except OpError as e:
             raise node_failed(node, ins, e, load=False) from None
         except InvalidArgument as e:  # a node in the Loop's body: named inside the Loop's
             raise node_failed(node, ins, e, load=False) from None
+        check_outputs(node, outs)
+        return outs
 
     def _run_gru(self, node, values, feeds, states=None):
         spec, ins, layer = node.spec, list(node.inputs) + [""] * 6, self.layers.get(node.name)
