@@ -2,7 +2,7 @@
 import functools
 import math
 
-from ..errors import InvalidModel
+from ..errors import InvalidModel, UnsupportedOp
 
 # Element types a tensor may declare (TensorProto.DataType, UNDEFINED and STRING aside).
 _ELEM_TYPES = set(range(1, 8)) | set(range(9, 27))
@@ -64,7 +64,7 @@ def _node_label(node, i, where):
     op = _text(node.op_type, f"{where}: node {i}'s op_type")
     name = _text(node.name, f"{where}: node {i} ({op})'s name")
     _text(node.domain, f"{where}: node {name or i!r} ({op})'s domain")
-    label = f"node {name!r} ({op})" if name else f"node {i} ({op})"
+    label = f"node {name or f'{op}_{i}'!r} ({op})"  # (the name graph.py gives an unnamed one)
     return label if where == "the graph" else f"{label} in {where}"
 
 
@@ -88,7 +88,10 @@ def _node(node, label, opset, known):
         seen.add(name)
         _attribute_values(a, f"{label}: attribute {name!r}", opset, known | set(node.input),
                           finite=node.op_type != "GRU")  # gru_spec says which activation
-    schema = _schema(node.op_type, opset) if node.domain in ("", "ai.onnx") else None
+    if node.domain not in ("", "ai.onnx"):  # before any lift reads the node by its op type
+        raise UnsupportedOp(f"{label}: op {node.domain}.{node.op_type} is not supported "
+                            "(gruinfer runs default-domain ONNX ops only)")
+    schema = _schema(node.op_type, opset)
     if schema is None:
         return
     attrs = schema_attributes(node.op_type, opset)
@@ -147,12 +150,12 @@ def _signature(node, label, opset):
 
 
 def shape_inference_safe(model, opset):
-    """Whether every node, in every subgraph, is a default-domain op with a schema at the
-    model's opset: only then is onnx's shape inference shown a (validated) model, since its
+    """Whether every node of a validated model (default-domain ops only), in every subgraph,
+    has a schema at the model's opset: only then is onnx's shape inference shown it, since its
     C++ trusts what a schema it does not apply would have checked."""
     def fine(g):
         for node in g.node:
-            if node.domain not in ("", "ai.onnx") or _schema(node.op_type, opset) is None:
+            if _schema(node.op_type, opset) is None:
                 return False
             if not all(fine(a.g) for a in node.attribute if a.HasField("g")) or \
                     not all(fine(b) for a in node.attribute for b in a.graphs):
