@@ -9,6 +9,7 @@ from .errors import GruinferError, InvalidArgument, KernelUnavailable, NotStream
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
 from .interp import Interpreter, build_layers
+from .model_file import is_compiled
 from .onnx_io.budget import check_load_budget, loading
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
@@ -69,6 +70,25 @@ class InferenceSession:
         threads = _threads(threads, self._options)
         _check_kernel(kernel)
         budget = check_load_budget(load_budget)
+        self._kernel, self._cast = kernel, bool(cast_feeds)
+        self._args = dict(threads=threads, kernel=kernel, check_finite=bool(check_finite),
+                          cast_feeds=self._cast, load_budget=budget)
+        self._lowered = None
+        if is_compiled(model):
+            from .compiled import Loaded  # a .gruinfer file: no onnx, no interpreter
+
+            done = Loaded(model, kernel, bool(check_finite))
+            self._source, self._meta, self._graph = done.source, done.metadata, done.graph
+            self._interp, self._lowered = done.interp, done.lowering
+        else:
+            self._load_onnx(model, external_data_dir, budget, kernel, threads, check_finite)
+        self._declared = {a.name: a for a in self._graph.inputs}
+        self._declared.update(self._graph.overridable)
+        self._profiler = Profiler(self._options.profile_file_prefix) \
+            if self._options.enable_profiling else None
+
+    def _load_onnx(self, model, external_data_dir, budget, kernel, threads, check_finite):
+        """The ONNX path: load, check, rewrite, graph, packed layers and interpreter."""
         with loading(budget):
             proto = load_model(model, external_data_dir)
             check_model(proto, opset_version(proto))
@@ -82,23 +102,28 @@ class InferenceSession:
 
                 onnx.save(proto, self._options.optimized_model_filepath)
             self._graph = build_graph(proto, notes, budget)
-        self._kernel, self._cast = kernel, bool(cast_feeds)
-        self._args = dict(threads=threads, kernel=kernel, check_finite=bool(check_finite),
-                          cast_feeds=self._cast, load_budget=budget)
         self._interp = Interpreter(self._graph, build_layers(self._graph, kernel, threads), kernel,
                                    threads, bool(check_finite))
-        self._declared = {a.name: a for a in self._graph.inputs}
-        self._declared.update(self._graph.overridable)
-        self._lowered = None
-        self._profiler = Profiler(self._options.profile_file_prefix) \
-            if self._options.enable_profiling else None
+
+    def save(self, path):
+        """Write the model's lowered C plan as a compiled .gruinfer file (src_c/MODEL_FORMAT.md)
+        that InferenceSession loads without onnx; NotStreamable, naming what stays in Python,
+        when the plan is not wholly in C."""
+        from . import __version__
+        from .compiled import contents
+        from .model_file import encode
+
+        data = encode(contents(self, __version__))
+        with open(path, "wb") as fh:
+            fh.write(data)
 
     def __reduce__(self):
         """Pickled as its model's bytes and options; unpickling loads the model again (and does
         not write optimized_model_filepath again)."""
         options = session_options(self._options)
         options.optimized_model_filepath = ""
-        return (_restore_session, (self._source.SerializeToString(), options, self._providers,
+        src = self._source if isinstance(self._source, bytes) else self._source.SerializeToString()
+        return (_restore_session, (src, options, self._providers,
                                    self._args))
 
     def get_inputs(self):
