@@ -22,7 +22,17 @@ def refusals(sess):
             for f in info["fallbacks"]]
 
 
-def contents(sess, writer):
+def _writer():
+    """The installed gruinfer's version, the file's writer."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gruinfer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def contents(sess):
     """The Contents of a session's compiled file; NotStreamable naming what stays in Python
     when the plan is not wholly in C."""
     why = refusals(sess)
@@ -82,7 +92,7 @@ def contents(sess, writer):
               if isinstance(v, Seq) and v.buf is not None]
     names += [(mf.ROLE_STATE, g.step, g.name) for g in low.grus]
     source = hashlib.sha256(sess._source.SerializeToString()).hexdigest()
-    return mf.Contents(out_layers, steps, low.plan.input_width, names, arrays, meta, writer,
+    return mf.Contents(out_layers, steps, low.plan.input_width, names, arrays, meta, _writer(),
                        source)
 
 

@@ -81,39 +81,21 @@ class InferenceSession:
             self._source, self._meta, self._graph = done.source, done.metadata, done.graph
             self._interp, self._lowered = done.interp, done.lowering
         else:
-            self._load_onnx(model, external_data_dir, budget, kernel, threads, check_finite)
+            self._source, self._meta, self._graph, self._interp = _from_onnx(
+                model, self._options, external_data_dir, budget, kernel, threads, check_finite)
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
         self._profiler = Profiler(self._options.profile_file_prefix) \
             if self._options.enable_profiling else None
 
-    def _load_onnx(self, model, external_data_dir, budget, kernel, threads, check_finite):
-        """The ONNX path: load, check, rewrite, graph, packed layers and interpreter."""
-        with loading(budget):
-            proto = load_model(model, external_data_dir)
-            check_model(proto, opset_version(proto))
-            self._source = _own_copy(proto, model)
-            self._meta = ModelMetadata(proto)
-            from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
-
-            proto, notes = rewrite(proto)
-            if self._options.optimized_model_filepath:
-                import onnx
-
-                onnx.save(proto, self._options.optimized_model_filepath)
-            self._graph = build_graph(proto, notes, budget)
-        self._interp = Interpreter(self._graph, build_layers(self._graph, kernel, threads), kernel,
-                                   threads, bool(check_finite))
-
     def save(self, path):
         """Write the model's lowered C plan as a compiled .gruinfer file (src_c/MODEL_FORMAT.md)
         that InferenceSession loads without onnx; NotStreamable, naming what stays in Python,
         when the plan is not wholly in C."""
-        from . import __version__
         from .compiled import contents
         from .model_file import encode
 
-        data = encode(contents(self, __version__))
+        data = encode(contents(self))
         with open(path, "wb") as fh:
             fh.write(data)
 
@@ -330,6 +312,26 @@ class InferenceSession:
         s = (Stream if low.lowered else PyStream)(self._interp, low, batch_size, self._cast)
         s.session = self
         return s
+
+
+def _from_onnx(model, options, external_data_dir, budget, kernel, threads, check_finite):
+    """The ONNX path: (the model as kept, its metadata, the graph, the interpreter with the
+    packed layers), loaded, checked and rewritten under the budget."""
+    with loading(budget):
+        proto = load_model(model, external_data_dir)
+        check_model(proto, opset_version(proto))
+        source, meta = _own_copy(proto, model), ModelMetadata(proto)
+        from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
+
+        proto, notes = rewrite(proto)
+        if options.optimized_model_filepath:
+            import onnx
+
+            onnx.save(proto, options.optimized_model_filepath)
+        graph = build_graph(proto, notes, budget)
+    interp = Interpreter(graph, build_layers(graph, kernel, threads), kernel, threads,
+                         bool(check_finite))
+    return source, meta, graph, interp
 
 
 def _restore_session(model, options, providers, args):
