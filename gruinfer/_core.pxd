@@ -120,7 +120,7 @@ cdef extern from "gru.h" nogil:
     const char *gruinfer_model_meta(const gruinfer_model *m, int64_t *len)
     int32_t gruinfer_model_arrays(const gruinfer_model *m)
     const float *gruinfer_model_array(const gruinfer_model *m, int32_t i, int64_t *len)
-    unsigned long long gruinfer_fnv1a64(const void *buf, int64_t n)
+    unsigned long long gruinfer_model_checksum(const void *buf, int64_t n)
 
     const char *const *gruinfer_kernel_names()
     int gruinfer_kernel_supported(const char *name)

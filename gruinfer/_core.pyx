@@ -229,13 +229,14 @@ cdef class Gru:
         return Y, Yh
 
 
-def fnv1a64(const unsigned char[::1] data):
-    """FNV-1a 64 of the bytes (the checksum of a .gruinfer file), computed in C without the GIL."""
+def checksum(const unsigned char[::1] data):
+    """The checksum a .gruinfer file holds over the bytes after its header (gruinfer_model_checksum),
+    computed in C without the GIL."""
     cdef unsigned long long h
     cdef const unsigned char *p = &data[0] if data.shape[0] else NULL
     cdef int64_t n = data.shape[0]
     with nogil:
-        h = gruinfer_fnv1a64(p, n)
+        h = gruinfer_model_checksum(p, n)
     return h
 
 

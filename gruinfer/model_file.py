@@ -120,7 +120,7 @@ def encode(c):
         offset += len(b) + _pad(len(b))
     rest = b"".join(table) + b"\0" * _pad(table_end) + b"".join(body)
     header = struct.pack("<8sIIQQII", MAGIC, VERSION, 64, 64 + len(rest),
-                         _core.fnv1a64(rest), len(TAGS), 0)
+                         _core.checksum(rest), len(TAGS), 0)
     return header + b"\0" * (64 - len(header)) + rest
 
 

@@ -90,12 +90,25 @@ static int rd_f32(span s, int64_t at, float *v)
     return 1;
 }
 
-uint64_t gruinfer_fnv1a64(const void *buf, int64_t n)
+#define FNV_BASIS 14695981039346656037ull
+#define FNV_PRIME 1099511628211ull
+
+uint64_t gruinfer_model_checksum(const void *buf, int64_t n)
 {
     const uint8_t *p = buf;
-    uint64_t h = 14695981039346656037ull;
-    for (int64_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t lane[4] = {FNV_BASIS, FNV_BASIS, FNV_BASIS, FNV_BASIS}, w;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            memcpy(&w, p + i + 8 * k, 8);  /* little-endian hosts only (rd_header) */
+            lane[k] = (lane[k] ^ w) * FNV_PRIME;
+        }
+    for (; i < n; i++)
+        lane[0] = (lane[0] ^ p[i]) * FNV_PRIME;
+    uint64_t h = FNV_BASIS;
+    for (int k = 0; k < 4; k++)
+        for (int b = 0; b < 8; b++)
+            h = (h ^ (uint8_t)(lane[k] >> (8 * b))) * FNV_PRIME;
     return h;
 }
 
@@ -329,7 +342,7 @@ static gruinfer_status rd_header(span f)
         return GRUINFER_E_VERSION;  /* another format, or a big-endian host */
     if (header != HEADER_BYTES || size != (uint64_t)f.len)
         return GRUINFER_E_FORMAT;
-    return gruinfer_fnv1a64(f.p + HEADER_BYTES, f.len - HEADER_BYTES) == sum ? GRUINFER_OK
+    return gruinfer_model_checksum(f.p + HEADER_BYTES, f.len - HEADER_BYTES) == sum ? GRUINFER_OK
                                                                            : GRUINFER_E_FORMAT;
 }
 

@@ -146,7 +146,7 @@ def _refit(b):
     """b with its header's size and checksum made right again (to reach the parsers behind them)."""
     b = bytearray(b)
     b[16:24] = len(b).to_bytes(8, "little")
-    b[24:32] = gruinfer._core.fnv1a64(bytes(b[64:])).to_bytes(8, "little")
+    b[24:32] = gruinfer._core.checksum(bytes(b[64:])).to_bytes(8, "little")
     return bytes(b)
 
 

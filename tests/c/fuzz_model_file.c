@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         const int64_t len = mutate(buf, size);
         if (len >= 64 && below(4)) { /* most: size and checksum made right again */
             put_u64(buf + 16, (uint64_t)len);
-            put_u64(buf + 24, gruinfer_fnv1a64(buf + 64, len - 64));
+            put_u64(buf + 24, gruinfer_model_checksum(buf + 64, len - 64));
         }
         const gruinfer_status s = gruinfer_model_open_memory(buf, len, NULL, &m);
         by_status[s < 32 ? s : 31]++;
