@@ -125,12 +125,19 @@ def encode(c):
 
 
 def is_compiled(model):
-    """model names a .gruinfer file (a str or os.PathLike path ending .gruinfer) or is bytes
-    starting with the magic."""
+    """model is bytes starting with the magic, or a path (str or os.PathLike) ending .gruinfer
+    or naming a file that starts with the magic."""
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model[:8]) == MAGIC
-    return str(getattr(model, "__fspath__", lambda: model)()).endswith(".gruinfer") \
-        if isinstance(model, str) or hasattr(model, "__fspath__") else False
+    if not isinstance(model, str) and not hasattr(model, "__fspath__"):
+        return False
+    if str(model).endswith(".gruinfer"):
+        return True
+    try:
+        with open(model, "rb") as fh:
+            return fh.read(8) == MAGIC
+    except (OSError, ValueError):
+        return False
 
 
 class Opened(NamedTuple):

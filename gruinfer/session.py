@@ -95,7 +95,7 @@ class InferenceSession:
         from .compiled import contents
         from .model_file import encode
 
-        data = encode(contents(self))
+        data = self._source if isinstance(self._source, bytes) else encode(contents(self))
         with open(path, "wb") as fh:
             fh.write(data)
 

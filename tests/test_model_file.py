@@ -98,6 +98,29 @@ def test_demo_bytes_path_compile_and_pickle(tmp_path):
                  pickle.loads(pickle.dumps(gruinfer.InferenceSession(data)))):
         _same(want, comp.run(None, {"x": x}))
     assert gruinfer.InferenceSession(data, kernel="ref").kernel == "ref"
+    other = tmp_path / "demo.bin"  # any name: the magic says what it is
+    gruinfer.InferenceSession(data).save(other)
+    assert other.read_bytes() == data
+    _same(want, gruinfer.InferenceSession(str(other)).run(None, {"x": x}))
+
+
+def test_c_model_names_and_info(tmp_path):
+    """What C reads of the file: the names by role with their buffers, the writer and the
+    source model's sha256."""
+    import hashlib
+
+    import onnx
+
+    out = tmp_path / "m.gruinfer"
+    gruinfer.compile(str(DEMO), str(out))
+    m = gruinfer._core.Model(out.read_bytes(), None)
+    assert m.names(model_file.ROLE_INPUT) == [("x", 0)]
+    assert m.names(model_file.ROLE_STATE) == [("gru", 0)]
+    assert [n for n, _ in m.names(model_file.ROLE_OUTPUT)] == ["y"]
+    assert m.source_hash == hashlib.sha256(onnx.load(str(DEMO)).SerializeToString()).hexdigest()
+    from importlib.metadata import version
+
+    assert m.writer == version("gruinfer")
 
 
 def test_refused_model_names_what_stays_in_python(tmp_path):

@@ -86,6 +86,17 @@ int main(int argc, char **argv)
         return 1;
     }
     gruinfer_model_free(m);
+    if (gruinfer_model_open_file(argv[1], NULL, &m) != GRUINFER_OK ||
+        gruinfer_model_count(m, GRUINFER_NAME_INPUT) != 1 ||
+        gruinfer_model_buffer(m, GRUINFER_NAME_INPUT, 0) != 0) {
+        printf("FAIL: gruinfer_model_open_file does not open the file or its input\n");
+        return 1;
+    }
+    gruinfer_model_free(m);
+    if (gruinfer_model_open_file("/nonexistent/m.gruinfer", NULL, &m) != GRUINFER_E_IO || m) {
+        printf("FAIL: gruinfer_model_open_file of a missing file\n");
+        return 1;
+    }
     long by_status[32] = {0}, streamed = 0;
     float x[1 << 12] = {0};
     for (long i = 0; i < count; i++) {
