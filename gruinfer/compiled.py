@@ -18,8 +18,14 @@ def refusals(sess):
     info = sess.plan_info()
     if not info["streamable"]:
         return [f"the model does not stream frame by frame ({info['reason']})"]
-    return [f"{f.op} {f.node!r}: {f.reason}" if f.node else f"{f.op}: {f.reason}"
-            for f in info["fallbacks"]]
+    why = [f"{f.op} {f.node!r}: {f.reason}" if f.node else f"{f.op}: {f.reason}"
+           for f in info["fallbacks"]]
+    # A file holds one frames input and GRU states: frames fed beside it, and past frames
+    # carried for causal Pads/Convs, are stream state version 1 has no place for.
+    why += [f"input {n!r} is fed frames beside {info['time_input']!r}"
+            for n in info["time_inputs"] if n != info["time_input"]]
+    why += [f"node {n!r} carries past frames" for n in info["carries"]]
+    return why
 
 
 def _writer():

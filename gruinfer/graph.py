@@ -63,6 +63,19 @@ class Node(NamedTuple):
     body: LoopBody = None
 
 
+class Carry(NamedTuple):
+    """Past frames a node on the time path reads, which a stream carries from chunk to chunk (a
+    causal Pad, a Conv with causal time padding): the last `frames` frames along `axis` of the
+    node's input (at="input", a Conv: they replace its time padding) or of its output
+    (at="output", a Pad: they replace the padded frames); `fill` before the first frame.
+    axes: the axes of the carried tensor as lowering reads them ("T", "N" and sizes)."""
+    axis: int
+    frames: int
+    fill: float
+    at: str
+    axes: tuple
+
+
 class Graph(NamedTuple):
     """Everything load time decides: constants (initializers, Constant nodes, values folded at
     load), the inputs a feed gives, the outputs, and the nodes left to run.
@@ -89,6 +102,15 @@ def node_failed(node, ins, reason, load):
     cls, when = (InvalidModel, " at load") if load else (InvalidArgument, "")
     sizes = ", ".join("None" if a is None else str(list(np.shape(a))) for a in ins)
     return cls(f"node {node.name!r} ({node.op}) failed{when}: {reason} (input shapes {sizes})")
+
+
+def check_outputs(node, outs):
+    """UnsupportedOp when the node names an output its op did not give (BatchNormalization's
+    training-mode outputs, say): nothing may read a value gruinfer never computed."""
+    for k, name in enumerate(node.outputs[len(outs):], len(outs)):
+        if name:
+            raise UnsupportedOp(f"node {node.name!r} ({node.op}): gruinfer does not compute its "
+                                f"output {k} ({name!r})")
 
 
 def build_graph(model, notes=(), budget=None):
@@ -158,6 +180,7 @@ class _Reader:
                 outs = apply(p.op_type, ins, node.attrs, self.opset)
             except OpError as e:
                 raise node_failed(node, ins, e, load=True) from None
+            check_outputs(node, outs)
             for value, a in zip(node.outputs, outs):
                 if value:
                     self.constants[value] = a

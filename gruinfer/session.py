@@ -259,6 +259,10 @@ class InferenceSession:
           (lifted into GRU nodes at load, or why not), as text;
           "time_input", "input_axes": the input streams take frames of and its axes ("T" time,
           "N" batch, ints: feature sizes), None when it cannot stream;
+          "time_inputs": {input: its axes} for every input fed frames (the time input and any
+          fed beside it), {} when it cannot stream;
+          "carries": {node: graph.Carry} for the causal Pads and Convs over time whose past
+          frames a stream keeps (keys of get_state() beside the GRU nodes);
           "gru_nodes": the names of the GRU nodes (lifted ones included), the keys of a
           stream's get_state();
           "caches": for a model that does not stream frame by frame, the CachePair records
@@ -277,14 +281,16 @@ class InferenceSession:
             run = Fallback(None, "run", f"whole-sequence runs go node by node through the "
                            f"interpreter (GRUs in C): the model cannot stream ({low})")
             return dict(info, streamable=False, lowered=False, steps=[], not_lowered=[],
-                        fallbacks=slow + [run], reason=str(low), time_input=None, input_axes=None)
+                        fallbacks=slow + [run], reason=str(low), time_input=None, input_axes=None,
+                        time_inputs={}, carries={})
         run = [] if low.lowered else [Fallback(
             None, "run", "whole-sequence runs go node by node through the interpreter (GRUs in "
             "C): the C plan lacks the not_lowered ops")]
         return dict(info, streamable=True, lowered=low.lowered,
                     steps=[s.kind for s in low.steps] if low.lowered else [],
                     not_lowered=list(low.not_lowered), fallbacks=slow + run + list(low.not_lowered),
-                    reason=None, time_input=low.time_input, input_axes=low.in_axes)
+                    reason=None, time_input=low.time_input, input_axes=low.in_axes,
+                    time_inputs=dict(low.time_inputs), carries=dict(low.carries))
 
     def stream(self, batch_size=1, state_map=None):
         """A stream of batch_size independent slots: a Stream over the C plan when the model is

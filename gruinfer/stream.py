@@ -170,6 +170,15 @@ class _StreamBase(Forkable):
         if low.frames(x) < 1:
             raise InvalidArgument(f"{what}: a chunk needs at least one frame")
         feeds[low.time_input] = x
+        for name, axes in low.time_inputs.items():
+            if name == low.time_input:
+                continue
+            if name not in feeds:
+                raise InvalidArgument(f"missing input {name!r} (frames of it come with those of "
+                                      f"{low.time_input!r})")
+            y = self._float(feeds[name], f"input {name!r}",
+                            [N if a == "N" else low.frames(x) if a == "T" else a for a in axes])
+            feeds[name] = y
         return names, feeds
 
     def _check_ids(self, x, what):
@@ -425,9 +434,14 @@ class PyStream(PyLocked, _StreamBase):
         self._bind(interp, low, cast_feeds, batch_size)
         self.batch_size = batch_size
         self.frame_in_shape = _frame_shape(low.in_axes, batch_size)
-        self._states = {}
+        self._states, self._past = {}, {}
         self._busy = threading.Lock()
         self.reset()
+
+    def _past_shape(self, name):
+        carry = self._low.carries[name]
+        return tuple(carry.frames if a == "T" else self.batch_size if a == "N" else a
+                     for a in carry.axes)
 
     def _get(self, i):
         low = self._low
@@ -449,11 +463,44 @@ class PyStream(PyLocked, _StreamBase):
             if idx is not None:
                 fresh[idx] = True
             self._states[g.name] = GruState(h, fresh)
+        for name, carry in self._low.carries.items():
+            past = np.full(self._past_shape(name), carry.fill, np.float32)
+            if idx is not None and name in self._past:  # (a fresh array: a copy may share the old)
+                keep = np.ones(self.batch_size, bool)
+                keep[idx] = False
+                n = carry.axes.index("N")
+                sel = (slice(None),) * n + (keep,)
+                past[sel] = self._past[name][sel]
+            self._past[name] = past
+
+    @one_thread
+    def get_state(self):
+        """{GRU node name: [batch_size, hidden_size]} and, for each causal Pad or Conv over
+        time, {its node name: the past frames it carries}: copies."""
+        out = {g.name: self._get(i) for i, g in enumerate(self._low.grus)}
+        out.update((name, past.copy()) for name, past in self._past.items())
+        return out
+
+    @one_thread
+    def set_state(self, state):
+        """As Stream.set_state; carried frames (get_state's other entries) too.  Everything is
+        checked before anything is written."""
+        if not isinstance(state, dict):
+            raise InvalidArgument("state must be a dict {GRU node name: array}")
+        past = {}
+        for name in state.keys() & self._past.keys():
+            a = self._float(state[name], f"state for node {name!r} (its past frames)",
+                            list(self._past_shape(name)))
+            if not np.isfinite(a).all():
+                raise InvalidArgument(f"state for node {name!r} holds NaN or Inf")
+            past[name] = np.array(a, np.float32)
+        _StreamBase.set_state.__wrapped__(self, {k: v for k, v in state.items() if k not in past})
+        self._past.update(past)
 
     @one_thread
     def run(self, output_names, input_feed):
         """As Stream.run, through the graph interpreter."""
-        results, self._states = self._advance(output_names, input_feed)
+        results, self._states, self._past = self._advance(output_names, input_feed)
         return results
 
     def _advance(self, output_names, input_feed):
@@ -470,8 +517,9 @@ class PyStream(PyLocked, _StreamBase):
         missing = [a.name for a in graph.inputs if a.name not in feeds]
         if missing:
             raise InvalidArgument("missing input(s) " + ", ".join(repr(m) for m in missing))
-        values = self._interp.execute(feeds, states, low.reshapes)
-        return self._interp.results(names, values, feeds), states
+        past = dict(self._past)
+        values = self._interp.execute(feeds, states, low.reshapes, carries=low.carries, past=past)
+        return self._interp.results(names, values, feeds), states, past
 
     def _zero_state_feed(self, name):
         """An unfed state input: zeros, where fresh (reset) slots start as on the C plan; the
@@ -481,17 +529,11 @@ class PyStream(PyLocked, _StreamBase):
 
     @one_thread
     def step(self, x, out=None):
-        """One frame of the input (time axis removed); the first output for it (into `out` when given)."""
+        """One frame of the input (time axis removed); the first output for it (into `out` when
+        given).  A model fed frames of several inputs takes a dict {input name: frame}."""
         low, first = self._low, self._graph.outputs[0].name
         head = low.outputs[first]
-        if low.in_ids:
-            x = self._check_ids(as_array(x, "step input"), "step input")
-            check_shape(x, "step input", self.frame_in_shape)
-        else:
-            x = self._float(x, "step input", self.frame_in_shape)
-        if "T" in low.in_axes:
-            x = np.expand_dims(x, low.in_axes.index("T"))
-        (y,), states = self._advance([first], {low.time_input: x})
+        (y,), states, past = self._advance([first], self._one_frame(x))
         if isinstance(head, Seq) and not head.last and "T" in head.axes:
             y = np.squeeze(y, axis=head.axes.index("T"))
         if out is not None and not (isinstance(out, np.ndarray) and out.shape == y.shape
@@ -499,8 +541,28 @@ class PyStream(PyLocked, _StreamBase):
                                     and out.flags.writeable):
             raise InvalidArgument(
                 f"out must be a writeable C-contiguous float32 array of shape {y.shape}")
-        self._states = states
+        self._states, self._past = states, past
         if out is None:
             return y
         out[...] = y
         return out
+
+    def _one_frame(self, x):
+        """step()'s frame(s) as the feeds of a one-frame chunk."""
+        low = self._low
+        if len(low.time_inputs) > 1:
+            if not isinstance(x, dict) or x.keys() != low.time_inputs.keys():
+                raise InvalidArgument(
+                    "this stream takes frames of " + ", ".join(map(repr, low.time_inputs))
+                    + ": step() takes a dict {input name: frame}")
+            return {name: np.expand_dims(
+                self._float(x[name], f"step input {name!r}", _frame_shape(axes, self.batch_size)),
+                axes.index("T")) for name, axes in low.time_inputs.items()}
+        if low.in_ids:
+            x = self._check_ids(as_array(x, "step input"), "step input")
+            check_shape(x, "step input", self.frame_in_shape)
+        else:
+            x = self._float(x, "step input", self.frame_in_shape)
+        if "T" in low.in_axes:
+            x = np.expand_dims(x, low.in_axes.index("T"))
+        return {low.time_input: x}

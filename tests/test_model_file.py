@@ -266,3 +266,13 @@ def test_mutation_harness_finds_no_crash(kind, tmp_path):
     first = r.stdout.splitlines()[0].split()
     assert first[:2] == ["inputs", str(count)], r.stdout
     assert "format" in r.stdout  # mutations reached the parsers and were refused there
+
+
+def test_carried_frames_are_refused(tmp_path):
+    """A convolutional-recurrent stream keeps past frames beside the GRU states: not in a
+    version 1 file, so the writer names the node that carries them."""
+    from test_time_conv import conv_gru
+
+    sess = gruinfer.InferenceSession(conv_gru())
+    with pytest.raises(gruinfer.NotStreamable, match="node 'Pad_0' carries past frames"):
+        sess.save(tmp_path / "m.gruinfer")

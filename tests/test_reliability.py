@@ -102,6 +102,87 @@ def test_names_that_are_not_utf8_are_refused(field):
     refused(with_bad_bytes(m, name), "not UTF-8")
 
 
+def test_a_loop_body_of_the_wrong_signature_is_refused_before_shape_inference():
+    """Seed 13 #52077: an empty Loop body beside an op the opset lacks segfaulted onnx's shape
+    inference; the body's inputs and outputs are checked against the node's first."""
+    body = h.make_graph([], "body", [], [])
+    loop = h.make_node("Loop", ["", "c", "v"], ["v2", "scanned"], body=body)
+    m = cell_like([loop], x_shape=(1, 4))
+    m.graph.input.extend([h.make_tensor_value_info("c", TP.BOOL, []),
+                          h.make_tensor_value_info("v", TP.FLOAT, [1])])
+    refused(m, "(Loop)", "body takes 0 inputs and gives 0 outputs", "3 and 3")
+
+
+@pytest.mark.parametrize("opset, shown", [(11, False), (17, True)])
+def test_an_op_missing_from_the_opset_keeps_shape_inference_away(monkeypatch, opset, shown):
+    """LayerNormalization came in opset 17: at 11 it has no schema, so onnx's shape inference
+    (whose C++ trusts what that schema would have checked) never sees the model."""
+    calls = []
+    real = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda m, *a, **k: calls.append(1) or real(m))
+    base = cell_like()
+    scale = nh.from_array(np.ones(4, np.float32), "scale")
+    m = model(list(base.graph.node) + [h.make_node("LayerNormalization", ["y", "scale"], ["z"])],
+              list(base.graph.input), ("z",), list(base.graph.initializer) + [scale], opset=opset)
+    gruinfer.InferenceSession(m.SerializeToString())
+    assert bool(calls) == shown
+
+
+def test_node_arity_is_checked():
+    relu = h.make_node("Relu", ["y", "y"], ["z"])
+    refused(cell_like([relu]), "(Relu)", "it has 2 inputs", "the op has 1 inputs")
+
+
+@pytest.mark.parametrize("where", ["slice", "gather-state"])
+def test_float_index_tensors_are_refused_not_int_of_nan(where):
+    """Seed 13 #26704, #28737: a Slice bound or a Gather index of float nan reached int()."""
+    T, N, I, H = 3, 1, 2, 4
+    rng = np.random.default_rng(0)
+    inits = [nh.from_array(rng.standard_normal((1, 3 * H, I)).astype(np.float32), "W"),
+             nh.from_array(rng.standard_normal((1, 3 * H, H)).astype(np.float32), "R")]
+    nodes = [h.make_node("GRU", ["x", "W", "R"], ["Y", "Yh"], hidden_size=H)]
+    nan = nh.from_array(np.array([np.nan], np.float32), "nan")
+    if where == "slice":
+        nodes.append(h.make_node("Slice", ["Y", "nan", "nan"], ["y"]))
+    else:
+        nodes.append(h.make_node("Gather", ["Yh", "nan"], ["y"]))
+    m = model(nodes, [h.make_tensor_value_info("x", TP.FLOAT, ["T", N, I])], inits=inits + [nan])
+    with pytest.raises(gruinfer.GruinferError) as e:
+        sess = gruinfer.InferenceSession(m.SerializeToString())
+        sess.run(None, {"x": np.zeros((T, N, I), np.float32)})
+    assert "float32 values: ONNX takes integers there" in str(e.value) or \
+        isinstance(e.value, gruinfer.InvalidModel), str(e.value)
+
+
+def test_an_empty_scan_of_a_shape_no_array_has_is_an_error_not_a_valueerror():
+    """Seed 21 #73936: a Loop that runs no iteration gives its scan outputs the body's declared
+    shape with 0 frames; dims whose product overflows made numpy raise ValueError."""
+    body = h.make_graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Identity", ["x"], ["s"])],
+                        "b", [h.make_tensor_value_info("i", TP.INT64, []),
+                              h.make_tensor_value_info("c", TP.BOOL, [])],
+                        [h.make_tensor_value_info("c2", TP.BOOL, []),
+                         h.make_tensor_value_info("s", TP.FLOAT, [2**40, 2**40])])
+    m = model([h.make_node("Loop", ["n", ""], ["y"], body=body)],
+              [h.make_tensor_value_info("x", TP.FLOAT, [1]), h.make_tensor_value_info("n", TP.INT64, [])])
+    sess = gruinfer.InferenceSession(m.SerializeToString())
+    with pytest.raises(gruinfer.InvalidArgument, match="declares shape"):
+        sess.run(None, {"x": np.zeros(1, np.float32), "n": np.array(0, np.int64)})
+
+
+@pytest.mark.parametrize("folded", [True, False])
+def test_an_output_the_op_does_not_give_is_unsupported_not_a_keyerror(folded):
+    """Seed 34 #28437: BatchNormalization's training-mode running mean, read by a later node,
+    was never computed (folded at load or run): KeyError."""
+    c = nh.from_array(np.ones(2, np.float32), "c")
+    x = "c" if folded else "x"
+    bn = h.make_node("BatchNormalization", [x, "c", "c", "c", "c"], ["y0", "mean"])
+    m = model([bn, h.make_node("Add", ["y0", "mean"], ["y"])],
+              [h.make_tensor_value_info("x", TP.FLOAT, [1, 2])], inits=[c], opset=13)
+    with pytest.raises(gruinfer.UnsupportedOp, match="does not compute its output 1 .'mean'."):
+        sess = gruinfer.InferenceSession(m.SerializeToString())
+        sess.run(None, {"x": np.ones((1, 2), np.float32)})
+
+
 def test_cycles_are_refused_in_subgraphs_too():
     x = h.make_tensor_value_info("x", TP.FLOAT, [2])
     assert "without cycles" in refused(model([h.make_node("Relu", ["y"], ["y0"]),

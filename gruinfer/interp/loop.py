@@ -5,6 +5,7 @@ import numpy as np
 
 from ..onnx_io.ops import OpError
 
+
 def run_loop(body, ins, scope, run_op, max_iterations):
     """The outputs of a Loop with this graph.LoopBody: final carried values, then the scan
     outputs stacked on a new first axis.  ins: its inputs (trip count, condition, initial
@@ -50,6 +51,14 @@ def run_loop(body, ins, scope, run_op, max_iterations):
                 scans[k].append(a)
         i += 1
     # no iteration: empty scan outputs shaped as the body declares them, when it does
-    stacked = [np.stack(s) if s else np.zeros((0,) + tuple(shape or ()), dt)
-               for s, dt, shape in zip(scans, body.out_dtypes[1 + n:], body.out_shapes[1 + n:])]
-    return carried + stacked
+    return carried + [np.stack(s) if s else _empty_scan(k, dt, shape) for k, (s, dt, shape) in
+                      enumerate(zip(scans, body.out_dtypes[1 + n:], body.out_shapes[1 + n:]))]
+
+
+def _empty_scan(k, dtype, shape):
+    """Scan output k of a Loop that ran no iteration: no frames of the shape the body declares."""
+    try:
+        return np.zeros((0,) + tuple(shape or ()), dtype)
+    except (ValueError, TypeError):  # numpy: sizes whose product no array can have
+        raise OpError(f"scan output {k} of the body declares shape {list(shape)}, which no "
+                      "array can have") from None

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import InvalidArgument
 from ..feeds import coerce_float, coerce_int32
-from ..graph import node_failed
+from ..graph import check_outputs, node_failed
 from ..onnx_io.ops import OpError, apply
 from .loop import run_loop
 from .weights import FedLayers
@@ -57,18 +57,23 @@ class Interpreter:
         self.fed = FedLayers(kernel, threads)
         self._const_ids = {id(a) for a in graph.constants.values()}
 
-    def execute(self, feeds, states=None, reshapes=None, profile=None):
+    def execute(self, feeds, states=None, reshapes=None, profile=None, carries=None, past=None):
         """Every graph value for these feeds.  states: {GRU node name: GruState} to start GRUs
         from, replaced by their final states.  reshapes: {Reshape node: (input axes, output
         axes)} with "T"/"N" for time and batch (from lowering): such a Reshape follows the actual
         time and batch sizes, not the ones baked in at export.  profile: a Profiler that is
-        told of every node run."""
+        told of every node run.  carries: {node: graph.Carry} (from lowering) with past:
+        {node: its carried frames}, replaced by the frames after this chunk: those nodes read
+        the carried frames instead of their time padding."""
         values = dict(self.graph.constants)
         values.update(feeds)
         with blas_threads(self.threads):
             for node in self.graph.nodes:
                 start = profile and profile.now()
-                self._execute_node(node, values, feeds, states, reshapes)
+                if carries and node.name in carries:
+                    self._execute_carried(node, values, carries[node.name], past)
+                else:
+                    self._execute_node(node, values, feeds, states, reshapes)
                 if profile:
                     profile.node(node, start)
         return values
@@ -80,6 +85,38 @@ class Interpreter:
             for value, a in zip(node.outputs, self.run_node(node, values, reshapes)):
                 if value:
                     values[value] = a
+
+    def _execute_carried(self, node, values, carry, past):
+        """A causal Pad or Conv of a stream: run without its time padding, on (Conv) or after
+        (Pad) the carried frames; past[node] becomes the last carry.frames frames."""
+        a, n = carry.axis, carry.frames
+        ins = [values[v] if v else None for v in node.inputs]
+        at = dict(node.attrs)
+        if node.op == "Pad":
+            given = len(ins) > 1 and ins[1] is not None
+            pads = np.array(ins[1] if given else at["pads"], np.int64)
+            pads[a] = 0
+            if given:
+                ins[1] = pads
+            else:
+                at["pads"] = [int(p) for p in pads]
+        else:  # Conv: its pads attribute lists the spatial axes' begins, then their ends
+            pads = list(at.get("pads", [0] * (2 * (ins[0].ndim - 2))))
+            pads[a - 2] = 0
+            at["pads"] = pads
+            ins[0] = np.concatenate([past[node.name], ins[0]], axis=a)
+        try:
+            outs = apply(node.op, ins, at, self.graph.opset)
+        except OpError as e:
+            raise node_failed(node, ins, e, load=False) from None
+        if node.op == "Pad":
+            outs[0] = np.concatenate([past[node.name], outs[0]], axis=a)
+        seen = outs[0] if node.op == "Pad" else ins[0]
+        past[node.name] = np.ascontiguousarray(
+            np.take(seen, range(seen.shape[a] - n, seen.shape[a]), axis=a))
+        for value, arr in zip(node.outputs, outs):
+            if value:
+                values[value] = arr
 
     def results(self, names, values, feeds):
         """Every result is its own array: never a feed, a constant, a view or another result."""
@@ -101,11 +138,13 @@ class Interpreter:
             if node.op == "Loop":
                 return run_loop(node.body, ins, values, lambda b, v: self.run_node(b, v, reshapes),
                                 self.graph.budget.loop_iterations)
-            return apply(node.op, ins, node.attrs, self.graph.opset)
+            outs = apply(node.op, ins, node.attrs, self.graph.opset)
         except OpError as e:
             raise node_failed(node, ins, e, load=False) from None
         except InvalidArgument as e:  # a node in the Loop's body: named inside the Loop's
             raise node_failed(node, ins, e, load=False) from None
+        check_outputs(node, outs)
+        return outs
 
     def _run_gru(self, node, values, feeds, states=None):
         spec, ins, layer = node.spec, list(node.inputs) + [""] * 6, self.layers.get(node.name)

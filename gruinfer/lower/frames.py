@@ -5,6 +5,7 @@ from ..errors import NotStreamable
 from ..onnx_io import forms
 from ..onnx_io.activations import OP_ACTIVATIONS, op_params
 from ..onnx_io.shapes import Dims
+from .convs import CONV_HANDLERS
 from .reshape import layout_op, static_size
 from .steps import (ActStep, BinaryStep, ClipStep, ConcatStep, DenseStep, EmbedStep,
                     LayerNormStep, SoftmaxStep)
@@ -57,6 +58,9 @@ class _Op:
 def frame_op(lw, node, ins, seqs):
     """The abstract outputs of a node on time-path values (and constants)."""
     o = _Op(lw, node, ins, seqs)
+    if any(a.past for a in seqs) and node.op != "Conv":
+        o.refuse("reads the frames a causal Pad put before the chunk (only a Conv over time "
+                 "may: the stream carries them for it)")
     if any(a.last != o.x.last for a in seqs):
         raise NotStreamable(f"node {node.name!r} ({node.op}): combines values from a GRU's final "
                             "state (or the last frame) with per-frame values, so every frame needs "
@@ -378,9 +382,7 @@ def _feature_axes(o):
 
 
 def _mixes_frames(o):
-    o.refuse({"Conv": "a convolution mixes neighbouring frames",
-              "Pad": "pads along an axis that may be time",
-              "CumSum": "a cumulative sum streams do not carry"}[o.op])
+    o.refuse("a cumulative sum streams do not carry")
 
 
 # op -> the handlers that may lower it, tried in order.
@@ -398,7 +400,8 @@ HANDLERS["Cast"] = (_cast,)
 HANDLERS["Expand"] = (_expand,)
 HANDLERS.update({op: (_last_frame, _features) for op in ("Gather", "Slice")})
 HANDLERS.update({op: (_features,) for op in ("Split", "Concat")})
-HANDLERS.update({op: (_mixes_frames,) for op in ("Conv", "Pad", "CumSum")})
+HANDLERS["CumSum"] = (_mixes_frames,)
+HANDLERS.update(CONV_HANDLERS)
 
 
 def embed(lw, node, table, ids):

@@ -38,14 +38,17 @@ def lower(graph, layers, kernel):
             raise NotStreamable(f"{which} GRU node {node.name!r} needs the whole sequence")
     inputs = {a.name: a for a in graph.inputs}
     sources = graph.feeds_of.get(grus[0].inputs[0], set()) & inputs.keys()
-    if len(sources) != 1:
-        raise NotStreamable(
-            f"GRU node {grus[0].name!r}: its input X depends on {sorted(sources) or 'no graph input'}; "
-            "a stream takes frames of exactly one graph input")
-    time_input = sources.pop()
+    if not sources:
+        raise NotStreamable(f"GRU node {grus[0].name!r}: its input X depends on no graph input; "
+                            "a stream has nothing to take frames of")
+    # the first of them in input order takes step()'s frames; the others are fed beside it
+    time_input, *others = [a.name for a in graph.inputs if a.name in sources]
     shape = inputs[time_input].shape
     if shape is None and grus[0].inputs[0] == time_input:
         shape = [None, None, grus[0].spec.input_size]  # undeclared, but a GRU's X has rank 3
+    if others and _one_frame(graph, grus[0], inputs[time_input]):
+        raise NotStreamable(f"GRU node {grus[0].name!r}: its input X depends on "
+                            f"{[time_input] + others}; a single-step model streams one input")
     if _one_frame(graph, grus[0], inputs[time_input]):
         if len(shape) == 1:  # token ids [N]: one id per slot and frame
             return Lowerer(graph, layers, kernel, time_input, ("N",)).run()
@@ -55,16 +58,58 @@ def lower(graph, layers, kernel):
         raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time "
                             "and batch), or one frame of a single-step model ([N, F], or token "
                             "ids [N])")
-    first = None
-    for t_axis in (0, 1):
+    first, refused = None, (-1, None)
+    for t_axis, n_axis in _time_batch_guesses(shape):
         axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
-        static = {"T": axes[t_axis], "N": axes[1 - t_axis]}  # sizes the input declares fixed
-        axes[t_axis], axes[1 - t_axis] = "T", "N"
+        static = {"T": axes[t_axis], "N": axes[n_axis]}  # sizes the input declares fixed
+        axes[t_axis], axes[n_axis] = "T", "N"
+        lw = None
         try:
-            return Lowerer(graph, layers, kernel, time_input, tuple(axes), static).run()
+            named = [a.name for a in graph.inputs if a.name != time_input and a.name not in others
+                     and isinstance(shape[t_axis], str) and (a.shape or []).count(shape[t_axis]) == 1]
+            extra = {name: _beside_axes(inputs[name], shape[t_axis], n_axis)
+                     for name in others + named}
+            lw = Lowerer(graph, layers, kernel, time_input, tuple(axes), static, extra)
+            return lw.run()
         except Mismatch as e:
             first = first or e
+        except NotStreamable as e:
+            # a guess of the wrong axes may fail anywhere: the next is tried, and the reason
+            # given is that of the guess that followed the graph furthest
+            reached = -1 if lw is None else lw.reached
+            if reached > refused[0]:
+                refused = (reached, e)
+    if refused[1] is not None:
+        raise refused[1]
     raise NotStreamable(str(first))
+
+
+def _time_batch_guesses(shape):
+    """(time axis, batch axis) guesses for the time input: [T, N, ...], [N, T, ...], then, for
+    tensors such as [N, C, T, F], each later axis the input leaves unsized with batch on axis
+    0; those whose time axis is unsized and whose batch axis is unsized or 1 first."""
+    def unsized(d):
+        return not (isinstance(d, int) and d > 0)
+
+    guesses = [(0, 1), (1, 0)] + [(a, 0) for a in range(2, len(shape)) if unsized(shape[a])]
+    return sorted(guesses, key=lambda g: not (unsized(shape[g[0]]) and (
+        unsized(shape[g[1]]) or shape[g[1]] == 1)))
+
+
+def _beside_axes(arg, t_dim, n_axis):
+    """The axes of an input fed frames beside the time input (one the GRUs read, or one that
+    names the time input's time axis): its time axis is the one named as the time input's
+    (the same dim_param), batch on the time input's batch axis."""
+    shape = arg.shape or []
+    named = [i for i, d in enumerate(shape) if isinstance(d, str) and d == t_dim]
+    if not isinstance(t_dim, str) or len(named) != 1 or named[0] == n_axis or len(shape) <= n_axis:
+        raise Mismatch(
+            f"input {arg.name!r} also feeds the GRUs, beside the time input; a stream takes its "
+            f"frames too when it names the time axis as the time input does (one axis "
+            f"{t_dim!r}), but it declares {shape or 'no shape'}")
+    axes = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    axes[named[0]], axes[n_axis] = "T", "N"
+    return tuple(axes)
 
 
 def _one_frame(graph, gru, arg):
@@ -86,9 +131,11 @@ class Lowerer:
     """One pass over the nodes in order, giving each value an abstract meaning and the plan its
     steps.  The rooms beside this one (plumbing, states, frames, reshape) read and extend it."""
 
-    def __init__(self, graph, layers, kernel, time_input, in_axes, static=None):
+    def __init__(self, graph, layers, kernel, time_input, in_axes, static=None, extra=None):
         self.g, self.layers, self.kernel = graph, layers, kernel
+        self.reached = -1  # the index of the node being read (how far the pass got)
         self.low = Lowering(time_input, in_axes)
+        self.low.time_inputs.update(extra or {})
         # time and batch sizes the time input declares fixed; a Reshape whose target only
         # matches through them (read as that axis) is followed in C only: see self.pinned
         self.static = {a: d for a, d in (static or {}).items() if d}
@@ -101,7 +148,11 @@ class Lowerer:
         if self.val[time_input].buf is None:
             self.python(None, "input", f"frames of {time_input!r} are not float rows [N, features]")
         for a in graph.inputs:
-            if a.name != time_input:
+            if a.name in (extra or {}):
+                self.val[a.name] = Seq(extra[a.name], None)
+                self.python(None, "input", f"frames of {a.name!r} are fed beside those of "
+                            f"{time_input!r} (the C plan takes one input)")
+            elif a.name != time_input:
                 self.val[a.name] = Feed(a.name)
         for name in graph.overridable:
             self.val[name] = Feed(name)
@@ -147,7 +198,7 @@ class Lowerer:
     # ------------------------------------------------------------------ the pass
     def run(self):
         g, low = self.g, self.low
-        for node in g.nodes:
+        for self.reached, node in enumerate(g.nodes):
             ins = [self.get(v, node) for v in node.inputs]
             live = [a for a in ins if isinstance(a, LIVE)]
             if node.op in PASS_OPS and isinstance(ins[0], Feed):
@@ -162,6 +213,9 @@ class Lowerer:
                     self.val[v] = a
         for o in g.outputs:
             a = Constant() if o.name in g.constants else self.val.get(o.name, Constant())
+            if isinstance(a, Seq) and a.past:
+                raise NotStreamable(f"output {o.name!r} holds the frames a causal Pad puts "
+                                    "before each chunk")
             if isinstance(a, Seq) and a.buf == 0 and a.axes != low.in_axes:
                 self.python(None, "output", f"output {o.name!r} reshapes the input")
             elif isinstance(a, (Zeros, Dims, Feed)) or isinstance(a, np.ndarray) and o.name not in g.constants:

@@ -126,9 +126,10 @@ def _pick_state(lw, node, ins, x):
     if op == "Gather":
         axis, idx = at.get("axis", 0) % r, np.asarray(ins[1])
         size = len(x.ks) if x.axes[axis] == "L" else x.axes[axis]
-        if idx.size != 1 or not isinstance(size, int) or not -size <= int(idx.reshape(-1)[0]) < size:
+        picked = forms.ints(idx, f"Gather node {node.name!r}: its indices")
+        if len(picked) != 1 or not isinstance(size, int) or not -size <= picked[0] < size:
             return None
-        i = int(idx.reshape(-1)[0]) % size
+        i = picked[0] % size
         ks = (x.ks[i],) if x.axes[axis] == "L" else x.ks
         axes = x.axes[:axis] + ((1,) if idx.ndim else ()) + x.axes[axis + 1:]
         return State(ks, axes) if len(ks) == 1 or "L" in axes else None

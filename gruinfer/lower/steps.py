@@ -194,7 +194,8 @@ class Lowering:
     """What lowering found: fully in C (plan set) or on the declared Python path (not_lowered).
     Filled in by lower.lowering.Lowerer as it reads the graph, read-only afterwards."""
     __slots__ = ("time_input", "in_axes", "outputs", "grus", "steps", "not_lowered", "state_inputs",
-                 "lens_inputs", "initial", "reshapes", "in_ids", "batch", "plan")
+                 "lens_inputs", "initial", "reshapes", "in_ids", "batch", "plan", "time_inputs",
+                 "carries")
 
     def __init__(self, time_input, in_axes):
         self.time_input = time_input
@@ -210,6 +211,8 @@ class Lowering:
         self.in_ids = False             # the time input holds token ids (fed to C as float32)
         self.batch = None               # the only batch size the plan follows (a Reshape read it)
         self.plan = None                # the _core.Plan, when every step is in C
+        self.time_inputs = {time_input: in_axes}  # every input fed frames -> its axes
+        self.carries = {}               # node -> graph.Carry: past frames a stream carries
 
     @property
     def lowered(self):

@@ -23,11 +23,14 @@ class Seq(NamedTuple):
     k >= 1 step k-1's output), None when only the Python path computes it.
     last: a value computed frame by frame from a GRU's final state (Y_h): its axes have no "T";
     the graph value of a chunk is its frame after the chunk's last frame.
-    ids: token ids (the plan input of an embedding model, fed as float32 integers)."""
+    ids: token ids (the plan input of an embedding model, fed as float32 integers).
+    past: frames before the chunk's first that the value also holds (a causal Pad's output,
+    which only a Conv over time may read)."""
     axes: tuple
     buf: object = None
     last: bool = False
     ids: bool = False
+    past: int = 0
 
 
 class State(NamedTuple):

@@ -7,6 +7,8 @@ not know as a constant.
 """
 import numpy as np
 
+from ..errors import InvalidModel
+
 # An argument given by an input whose value is not a constant here.
 UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN", "__slots__": ()})()
 
@@ -19,9 +21,13 @@ LIST_INPUT_SINCE = {
 LIST_NAME = {"Split": "split"}
 
 
-def ints(value):
-    """A constant as a list of ints (a scalar becomes one entry)."""
-    return [int(v) for v in np.asarray(value).reshape(-1)]
+def ints(value, what="an index, axis or size argument"):
+    """A constant as a list of ints (a scalar becomes one entry); InvalidModel when it is not
+    of an integer type (ONNX takes int32/int64 tensors there: a float one may hold nan)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iub":
+        raise InvalidModel(f"{what} holds {arr.dtype} values: ONNX takes integers there")
+    return [int(v) for v in arr.reshape(-1)]
 
 
 def _input(ins, i):

@@ -64,13 +64,12 @@ def _conv(ins, at, opset):
     win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in dil)]
     win = win[(slice(None), slice(None)) + tuple(slice(None, None, s_) for s_ in strides)]
     cg, mg = C // group, M // group
-    outs = []
-    for g in range(group):
-        xg = np.moveaxis(win[:, g * cg:(g + 1) * cg], 1, 1 + nd)  # [N, o..., cg, k...]
-        y = np.tensordot(xg, w[g * mg:(g + 1) * mg], axes=(list(range(1 + nd, 2 + 2 * nd)),
-                                                             list(range(1, 2 + nd))))
-        outs.append(np.moveaxis(y, -1, 1))  # [N, mg, o...]
-    y = np.concatenate(outs, axis=1)
+    # every group at once: [N, G, cg, o..., k...] by [G, mg, cg, k...] -> [N, G, mg, o...]
+    o_, k_ = "opqrst"[:nd], "uvwxyz"[:nd]
+    xg = win.reshape((win.shape[0], group, cg) + win.shape[2:])
+    wg = w.reshape((group, mg, cg) + w.shape[2:])
+    y = np.einsum(f"ngc{o_}{k_},gmc{k_}->ngm{o_}", xg, wg, optimize=True)
+    y = y.reshape((y.shape[0], M) + y.shape[3:])
     if b is not None:
         y = y + b.reshape([1, M] + [1] * nd)
     return [y.astype(x.dtype)]

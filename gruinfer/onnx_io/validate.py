@@ -103,7 +103,62 @@ def _node(node, label, opset, known):
     for name, (_, required) in attrs.items():
         if required and name not in seen:
             raise InvalidModel(f"{label}: required attribute {name!r} is missing")
+    _arity(node, label, schema)
     _inputs(node, label, schema)
+    _signature(node, label, opset)
+
+
+def _arity(node, label, schema):
+    """The node has as many inputs and outputs as its schema allows."""
+    for what, n, lo, hi in (("inputs", len(node.input), schema.min_input, schema.max_input),
+                            ("outputs", len(node.output), schema.min_output, schema.max_output)):
+        if not lo <= n <= hi:
+            bound = f"{lo}" if lo == hi else f"at most {hi}" if n > hi else f"at least {lo}"
+            formal = list(schema.inputs if what == "inputs" else schema.outputs)
+            missing = f"{what[:-1]} {formal[n].name} ({what[:-1]} {n}) is missing: " \
+                if n < lo and n < len(formal) else ""
+            raise InvalidModel(f"{label}: {missing}it has {n} {what}; the op has {bound} {what}")
+
+
+# Control-flow ops: (attribute, inputs its body takes, outputs it gives) as functions of the
+# node's input and output counts (Loop: M, cond, N carried -> body (i, cond, N) -> (cond, N, K
+# scanned); Scan from opset 9: body inputs and outputs match the node's; If: no inputs).
+_BODIES = {
+    "Loop": (("body",), lambda ni, no, opset: (ni, no + 1)),
+    "Scan": (("body",), lambda ni, no, opset: (ni - (opset < 9), no)),
+    "If": (("then_branch", "else_branch"), lambda ni, no, opset: (0, no)),
+}
+
+
+def _signature(node, label, opset):
+    """A Loop, Scan or If body takes and gives the values the node passes it (onnx's shape
+    inference indexes them without checking)."""
+    if node.op_type not in _BODIES:
+        return
+    names, counts = _BODIES[node.op_type]
+    n_in, n_out = counts(len(node.input), len(node.output), opset)
+    for a in node.attribute:
+        if a.name in names:
+            g = a.g
+            if len(g.input) != n_in or len(g.output) != n_out:
+                raise InvalidModel(f"{label}: its {a.name} takes {len(g.input)} inputs and gives "
+                                   f"{len(g.output)} outputs; the node's inputs and outputs make "
+                                   f"it {n_in} and {n_out}")
+
+
+def shape_inference_safe(model, opset):
+    """Whether every node, in every subgraph, is a default-domain op with a schema at the
+    model's opset: only then is onnx's shape inference shown a (validated) model, since its
+    C++ trusts what a schema it does not apply would have checked."""
+    def fine(g):
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx") or _schema(node.op_type, opset) is None:
+                return False
+            if not all(fine(a.g) for a in node.attribute if a.HasField("g")) or \
+                    not all(fine(b) for a in node.attribute for b in a.graphs):
+                return False
+        return True
+    return fine(model.graph)
 
 
 def _inputs(node, label, schema):

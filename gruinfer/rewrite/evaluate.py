@@ -134,10 +134,14 @@ class SymbolicEval:
             return [a.activation(op, op_params(act, attrs(node))[:len(act.params)])]
         if op == "Clip":
             lo, hi = forms.clip_bounds(attrs(node), vals, self.opset)
-            if isinstance(lo, Poly) or isinstance(hi, Poly) or forms.UNKNOWN in (lo, hi):
+            if isinstance(lo, Poly) or isinstance(hi, Poly) or lo is forms.UNKNOWN \
+                    or hi is forms.UNKNOWN:
                 raise NotGru(f"{where}: step-dependent clip bounds")
-            lo, hi = (-np.inf if lo is None else lo), (np.inf if hi is None else hi)
-            return [clip(a, float(np.asarray(lo)), float(np.asarray(hi)), where)]
+            lo = -np.inf if lo is None else scalar(np.asarray(lo, np.float64))
+            hi = np.inf if hi is None else scalar(np.asarray(hi, np.float64))
+            if lo is None or hi is None:
+                raise NotGru(f"{where}: clip bounds that are not single numbers")
+            return [clip(a, lo, hi, where)]
         if op == "Cast":
             if attr(node, "to") != onnx.TensorProto.FLOAT:
                 raise NotGru(f"{where}: cast of a cell value to a non-float type")

@@ -7,7 +7,7 @@ from ..errors import InvalidModel
 from ..onnx_io import shapes
 from ..onnx_io.ops import OPS, OpError, apply
 from ..onnx_io.proto import attr, attrs, constant_value, known_sizes, tensor_to_array
-from ..onnx_io.validate import validate_model
+from ..onnx_io.validate import shape_inference_safe, validate_model
 from .algebra import Cond, Count, less, scalar
 from .edit import node_reads
 
@@ -43,8 +43,10 @@ def inferred_shapes(model):
     the lift: for any other, every shape stays unknown (a session never gets here with one:
     load_model refused it)."""
     try:
-        validate_model(model)
+        opset = validate_model(model)
     except InvalidModel:
+        return model
+    if not shape_inference_safe(model, opset):
         return model
     try:
         return onnx.shape_inference.infer_shapes(model)
