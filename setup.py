@@ -20,6 +20,7 @@ C_SOURCES = [
     "src_c/gru_stream.c",
     "src_c/plan_ops.c",
     "src_c/kernels_ref.c",
+    "src_c/model_file.c",
 ]
 # Kernel files and the flags only they are compiled with (-std=c11 turns FMA
 # contraction off; the kernels are written for a * b + c to become one FMA;

@@ -1,4 +1,4 @@
-"""coldstart.py: cold start and memory of one engine, measured in a fresh Python process: import time, model load, first and second run, RSS."""
+"""coldstart.py: cold start and memory of one engine, measured in a fresh Python process: import time, model load (gruinfer_compiled: from a .gruinfer file, no onnx), first and second run, RSS."""
 import json
 import os
 import subprocess
@@ -43,7 +43,7 @@ def child(engine, model_path, size):
         out["onnx_import_s"] = time.perf_counter() - t0
         print(json.dumps(out))
         return
-    if engine == "gruinfer":
+    if engine in ("gruinfer", "gruinfer_compiled"):  # the latter given a .gruinfer file
         import glob                            # the checkout when built in place, as common.py
         if any(glob.glob(os.path.join(ROOT, "gruinfer", "_core*" + e)) for e in (".so", ".pyd")):
             sys.path.insert(0, ROOT)
@@ -112,6 +112,6 @@ def measure(engine, model_path, size, timeout=120):
 if __name__ == "__main__":
     if len(sys.argv) != 4:
         raise SystemExit("usage: coldstart.py ENGINE MODEL.onnx SIZE  (ENGINE: baseline, gruinfer, "
-                         "onnxruntime, torch; the model a one-layer GRU with H = I = SIZE, its "
+                         "gruinfer_compiled (MODEL.gruinfer), onnxruntime, torch; the model a one-layer GRU with H = I = SIZE, its "
                          "weights also in MODEL.npz for torch); prints one JSON line")
     child(*sys.argv[1:])

@@ -142,7 +142,8 @@ def run_sequences(args, torch, rng, res):
 
 def run_cold(args, torch, res):
     H = COLD_H
-    engines = ["baseline", "gruinfer", "onnxruntime"] + (["torch"] if torch else [])
+    engines = ["baseline", "gruinfer", "gruinfer_compiled", "onnxruntime"] + \
+        (["torch"] if torch else [])
     weights = make_weights(H, H, args.seed + H)
     model_bytes = make_model(H, H, weights, "seq").SerializeToString()
     with tempfile.TemporaryDirectory(prefix="gruinfer_cold_") as tmp:
@@ -150,16 +151,22 @@ def run_cold(args, torch, res):
         with open(mpath, "wb") as f:
             f.write(model_bytes)
         np.savez(wpath, W=weights[0], R=weights[1], B=weights[2])
+        cpath = os.path.join(tmp, "gru.gruinfer")
+        gruinfer.compile(model_bytes, cpath, kernel=args.kernel)
+        with open(cpath, "rb") as f:
+            compiled_bytes = f.read()
         log(f"\n== cold start and RSS: H = I = {H}, model file {len(model_bytes)} bytes "
             f"({len(model_bytes) / 2**20:.2f} MiB), {args.cold_reps} fresh processes per engine")
         runs = {e: [] for e in engines}
         for rep in range(args.cold_reps):
             order = engines[rep % len(engines):] + engines[:rep % len(engines)]
             for e in order:
-                runs[e].append(coldstart.measure(e, mpath, H))
+                runs[e].append(coldstart.measure(e, cpath if e == "gruinfer_compiled" else mpath, H))
     # warm session creation, in this process (imports done): median of 7
     warm = {}
     for name, make in (("gruinfer", lambda: gruinfer.InferenceSession(model_bytes, kernel=args.kernel)),
+                       ("gruinfer_compiled", lambda: gruinfer.InferenceSession(compiled_bytes,
+                                                                              kernel=args.kernel)),
                        ("onnxruntime", lambda: ort_session(model_bytes))):
         make()
         t = []

@@ -24,7 +24,7 @@ __all__ = ["InferenceSession", "Stream", "NodeArg", "LoadBudget", "SessionOption
            "ModelMetadata", "IOBinding", "GraphOptimizationLevel", "ExecutionMode",
            "get_available_providers", "get_device", "kernel_info", "GruinferError",
            "InvalidArgument", "InvalidModel", "KernelUnavailable", "NotStreamable",
-           "UnsupportedOp", "__version__"]
+           "UnsupportedOp", "compile", "__version__"]
 
 
 def kernel_info():
@@ -40,3 +40,10 @@ def kernel_info():
         "supported": [n for n in names if _core.kernel_supported(n)],
         "env": _os.environ.get("GRUINFER_KERNEL"),
     }
+
+
+def compile(model, path, **session_args):  # noqa: A001 (the name the issue gives it)
+    """Compile an ONNX model (path, bytes or ModelProto) into a .gruinfer file at path that
+    InferenceSession loads without onnx; session_args as InferenceSession takes them.
+    NotStreamable, naming what stays in Python, when its plan is not wholly in C."""
+    InferenceSession(model, **session_args).save(path)

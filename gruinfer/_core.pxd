@@ -15,6 +15,9 @@ cdef extern from "gru.h" nogil:
         GRUINFER_E_PLAN
         GRUINFER_E_SLOT
         GRUINFER_E_INDEX
+        GRUINFER_E_FORMAT
+        GRUINFER_E_VERSION
+        GRUINFER_E_IO
 
     const char *gruinfer_status_text(gruinfer_status s)
 
@@ -101,6 +104,23 @@ cdef extern from "gru.h" nogil:
     gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, int64_t slot,
                                                    const float *h)
     gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n)
+
+    ctypedef struct gruinfer_model:
+        pass
+
+    gruinfer_status gruinfer_model_open_memory(const void *buf, int64_t len, const char *kernel,
+                                               gruinfer_model **out)
+    void gruinfer_model_free(gruinfer_model *m)
+    const gruinfer_plan *gruinfer_model_plan(const gruinfer_model *m)
+    int32_t gruinfer_model_count(const gruinfer_model *m, int32_t role)
+    const char *gruinfer_model_name(const gruinfer_model *m, int32_t role, int32_t i)
+    int32_t gruinfer_model_buffer(const gruinfer_model *m, int32_t role, int32_t i)
+    const char *gruinfer_model_writer(const gruinfer_model *m)
+    const unsigned char *gruinfer_model_source_hash(const gruinfer_model *m)
+    const char *gruinfer_model_meta(const gruinfer_model *m, int64_t *len)
+    int32_t gruinfer_model_arrays(const gruinfer_model *m)
+    const float *gruinfer_model_array(const gruinfer_model *m, int32_t i, int64_t *len)
+    unsigned long long gruinfer_model_checksum(const void *buf, int64_t n)
 
     const char *const *gruinfer_kernel_names()
     int gruinfer_kernel_supported(const char *name)

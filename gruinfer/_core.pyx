@@ -2,7 +2,7 @@
 # _core.pyx: thin private layer over src_c: C handles owned by cdef classes, one nogil call each, status codes to exceptions.
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 cimport numpy as cnp
 import numpy as np
 
@@ -25,6 +25,9 @@ _STATUS = {
     GRUINFER_E_PLAN: ("plan", InvalidModel, InvalidModel),
     GRUINFER_E_SLOT: ("slot", InvalidArgument, InvalidArgument),
     GRUINFER_E_INDEX: ("index", InvalidArgument, InvalidArgument),
+    GRUINFER_E_FORMAT: ("format", InvalidModel, InvalidModel),
+    GRUINFER_E_VERSION: ("version", InvalidModel, InvalidModel),
+    GRUINFER_E_IO: ("io", InvalidArgument, InvalidArgument),
 }
 
 # BINARY step operators by name (gruinfer_binary_op).
@@ -226,6 +229,78 @@ cdef class Gru:
         return Y, Yh
 
 
+def checksum(const unsigned char[::1] data):
+    """The checksum a .gruinfer file holds over the bytes after its header (gruinfer_model_checksum),
+    computed in C without the GIL."""
+    cdef unsigned long long h
+    cdef const unsigned char *p = &data[0] if data.shape[0] else NULL
+    cdef int64_t n = data.shape[0]
+    with nogil:
+        h = gruinfer_model_checksum(p, n)
+    return h
+
+
+cdef class Model:
+    """A compiled model file opened by C (src_c/model_file.c): its layers and plan, names,
+    metadata and arrays.  data: the file's bytes (C copies what it keeps)."""
+    cdef gruinfer_model *ptr
+
+    def __cinit__(self, const unsigned char[::1] data, kernel):
+        cdef bytes kname = kernel.encode() if kernel else None
+        cdef const char *kp = NULL if kname is None else <const char *>kname
+        cdef const unsigned char *p = &data[0] if data.shape[0] else <const unsigned char *>""
+        cdef int64_t n = data.shape[0]
+        cdef gruinfer_status s
+        with nogil:
+            s = gruinfer_model_open_memory(p, n, kp, &self.ptr)
+        if s == GRUINFER_E_NOMEM or s == GRUINFER_E_KERNEL:
+            check(s, "compiled model file")
+        if s != GRUINFER_OK:  # any other refusal is a bad file, whatever part of it C refused
+            e = InvalidModel(f"compiled model file: {status_text(s)}")
+            e.status = _STATUS.get(s, (None,))[0]
+            raise e
+
+    def __dealloc__(self):
+        gruinfer_model_free(self.ptr)
+
+    def names(self, int32_t role):
+        """[(name, buffer)] of a role: 0 the plan input, 1 outputs, 2 GRU states."""
+        return [(gruinfer_model_name(self.ptr, role, i).decode("utf-8", "replace"),
+                 gruinfer_model_buffer(self.ptr, role, i))
+                for i in range(gruinfer_model_count(self.ptr, role))]
+
+    @property
+    def writer(self):
+        return gruinfer_model_writer(self.ptr).decode("utf-8", "replace")
+
+    @property
+    def source_hash(self):
+        return (<const char *>gruinfer_model_source_hash(self.ptr))[:32].hex()
+
+    @property
+    def meta(self):
+        cdef int64_t n
+        cdef const char *p = gruinfer_model_meta(self.ptr, &n)
+        return p[:n]
+
+    def arrays(self):
+        """Copies of the file's extra arrays (1-D float32)."""
+        cdef int64_t n
+        cdef const float *p
+        out = []
+        for i in range(gruinfer_model_arrays(self.ptr)):
+            p = gruinfer_model_array(self.ptr, i, &n)
+            a = np.empty(n, np.float32)
+            if n:
+                memcpy(fdata(a), p, n * sizeof(float))
+            out.append(a)
+        return out
+
+    def plan(self, list kinds):
+        """The model's plan (borrowed: it keeps this Model alive); kinds: its step kinds."""
+        return Plan(gruinfer_plan_width(gruinfer_model_plan(self.ptr), 0), kinds, None, self)
+
+
 cdef int fill_step(gruinfer_step *c, int32_t i, object step, list held) except -1:
     """Copy one step object into c, field by field; the arrays of its tables go into held
     (alive until C has copied them)."""
@@ -275,8 +350,13 @@ cdef class Plan:
     cdef gruinfer_plan *ptr
     cdef readonly list steps
     cdef readonly int64_t input_width
+    cdef Model owner  # a plan borrowed from a compiled model file, which frees it
 
-    def __cinit__(self, int64_t input_width, list steps, kernel):
+    def __cinit__(self, int64_t input_width, list steps, kernel, Model model=None):
+        if model is not None:
+            self.ptr, self.owner = <gruinfer_plan *>gruinfer_model_plan(model.ptr), model
+            self.steps, self.input_width = steps, input_width
+            return
         cdef int32_t n = len(steps)
         cdef gruinfer_step *cs = <gruinfer_step *>malloc(max(n, 1) * sizeof(gruinfer_step))
         if cs == NULL:
@@ -305,7 +385,8 @@ cdef class Plan:
              + (f" ({rule})" if rule else ""), True)
 
     def __dealloc__(self):
-        gruinfer_plan_free(self.ptr)
+        if self.owner is None:
+            gruinfer_plan_free(self.ptr)
 
     def width(self, int32_t k):
         """Width of the plan input (k = 0) or of step k-1's output."""

@@ -1,4 +1,4 @@
-"""cli.py: the `gruinfer` command: run a model (the bundled demo by default) whole and streamed, describe it (info), time it (bench), show kernels; user mistakes are one-line errors with exit status 2."""
+"""cli.py: the `gruinfer` command: run a model (the bundled demo by default) whole and streamed, describe it (info), time it (bench), compile it to a .gruinfer file, show kernels; user mistakes are one-line errors with exit status 2."""
 import argparse
 import json
 import os
@@ -240,6 +240,18 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_compile(args):
+    import gruinfer
+
+    gruinfer.compile(args.model, args.output, kernel=args.kernel)
+    info = gruinfer.InferenceSession(args.output, kernel=args.kernel).plan_info()
+    print(f"wrote {args.output} ({os.path.getsize(args.output)} bytes): "
+          f"{len(info['steps'])} C plan steps ({', '.join(info['steps'])}), input "
+          f"{info['time_input']!r}; load it with gruinfer.InferenceSession({args.output!r}), "
+          "no onnx needed")
+    return 0
+
+
 def cmd_kernels(args):
     import gruinfer
 
@@ -302,6 +314,15 @@ def parser():
                         "frame by frame when the model's state can be fed back")
     b.add_argument("--json", action="store_true", help="print one JSON document")
     b.set_defaults(func=cmd_bench)
+    c = sub.add_parser("compile", help="write a model's C plan as a .gruinfer file",
+                       description="compile an ONNX model into a .gruinfer file (src_c/"
+                       "MODEL_FORMAT.md) that InferenceSession and the C library load without "
+                       "onnx; refused, naming the parts, when some of the model runs in Python")
+    c.add_argument("model", help="ONNX file")
+    c.add_argument("-o", "--output", required=True, metavar="OUT.gruinfer",
+                   help="the file to write")
+    c.add_argument("--kernel", default=None, help="force a kernel, e.g. ref")
+    c.set_defaults(func=cmd_compile)
     k = sub.add_parser("kernels", help="which kernels are built in and which one is used")
     k.set_defaults(func=cmd_kernels)
     return p

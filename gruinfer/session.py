@@ -9,6 +9,7 @@ from .errors import GruinferError, InvalidArgument, KernelUnavailable, NotStream
 from .feeds import check_output_names, coerce_feeds
 from .graph import build_graph
 from .interp import Interpreter, build_layers
+from .model_file import is_compiled
 from .onnx_io.budget import check_load_budget, loading
 from .onnx_io.check import check_model
 from .onnx_io.proto import load_model, opset_version
@@ -69,36 +70,42 @@ class InferenceSession:
         threads = _threads(threads, self._options)
         _check_kernel(kernel)
         budget = check_load_budget(load_budget)
-        with loading(budget):
-            proto = load_model(model, external_data_dir)
-            check_model(proto, opset_version(proto))
-            self._source = _own_copy(proto, model)
-            self._meta = ModelMetadata(proto)
-            from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
-
-            proto, notes = rewrite(proto)
-            if self._options.optimized_model_filepath:
-                import onnx
-
-                onnx.save(proto, self._options.optimized_model_filepath)
-            self._graph = build_graph(proto, notes, budget)
         self._kernel, self._cast = kernel, bool(cast_feeds)
         self._args = dict(threads=threads, kernel=kernel, check_finite=bool(check_finite),
                           cast_feeds=self._cast, load_budget=budget)
-        self._interp = Interpreter(self._graph, build_layers(self._graph, kernel, threads), kernel,
-                                   threads, bool(check_finite))
+        self._lowered = None
+        if is_compiled(model):
+            from .compiled import Loaded  # a .gruinfer file: no onnx, no interpreter
+
+            done = Loaded(model, kernel, bool(check_finite))
+            self._source, self._meta, self._graph = done.source, done.metadata, done.graph
+            self._interp, self._lowered = done.interp, done.lowering
+        else:
+            self._source, self._meta, self._graph, self._interp = _from_onnx(
+                model, self._options, external_data_dir, budget, kernel, threads, check_finite)
         self._declared = {a.name: a for a in self._graph.inputs}
         self._declared.update(self._graph.overridable)
-        self._lowered = None
         self._profiler = Profiler(self._options.profile_file_prefix) \
             if self._options.enable_profiling else None
+
+    def save(self, path):
+        """Write the model's lowered C plan as a compiled .gruinfer file (src_c/MODEL_FORMAT.md)
+        that InferenceSession loads without onnx; NotStreamable, naming what stays in Python,
+        when the plan is not wholly in C."""
+        from .compiled import contents
+        from .model_file import encode
+
+        data = self._source if isinstance(self._source, bytes) else encode(contents(self))
+        with open(path, "wb") as fh:
+            fh.write(data)
 
     def __reduce__(self):
         """Pickled as its model's bytes and options; unpickling loads the model again (and does
         not write optimized_model_filepath again)."""
         options = session_options(self._options)
         options.optimized_model_filepath = ""
-        return (_restore_session, (self._source.SerializeToString(), options, self._providers,
+        src = self._source if isinstance(self._source, bytes) else self._source.SerializeToString()
+        return (_restore_session, (src, options, self._providers,
                                    self._args))
 
     def get_inputs(self):
@@ -311,6 +318,26 @@ class InferenceSession:
         s = (Stream if low.lowered else PyStream)(self._interp, low, batch_size, self._cast)
         s.session = self
         return s
+
+
+def _from_onnx(model, options, external_data_dir, budget, kernel, threads, check_finite):
+    """The ONNX path: (the model as kept, its metadata, the graph, the interpreter with the
+    packed layers), loaded, checked and rewritten under the budget."""
+    with loading(budget):
+        proto = load_model(model, external_data_dir)
+        check_model(proto, opset_version(proto))
+        source, meta = _own_copy(proto, model), ModelMetadata(proto)
+        from .rewrite import rewrite  # it imports onnx: when a model loads, not on import gruinfer
+
+        proto, notes = rewrite(proto)
+        if options.optimized_model_filepath:
+            import onnx
+
+            onnx.save(proto, options.optimized_model_filepath)
+        graph = build_graph(proto, notes, budget)
+    interp = Interpreter(graph, build_layers(graph, kernel, threads), kernel, threads,
+                         bool(check_finite))
+    return source, meta, graph, interp
 
 
 def _restore_session(model, options, providers, args):

@@ -40,7 +40,10 @@ typedef enum {
     GRUINFER_E_KERNEL = 8,      /* unknown kernel name, or not supported by this CPU */
     GRUINFER_E_PLAN = 9,        /* a plan step is malformed or cannot stream */
     GRUINFER_E_SLOT = 10,       /* a slot index outside [0, batch_size) */
-    GRUINFER_E_INDEX = 11       /* a token id that is not an integer row of the embedding table */
+    GRUINFER_E_INDEX = 11,      /* a token id that is not an integer row of the embedding table */
+    GRUINFER_E_FORMAT = 12,     /* a model file is malformed: magic, sizes, offsets, counts, checksum */
+    GRUINFER_E_VERSION = 13,    /* a model file's format version (or a table precision) is not supported */
+    GRUINFER_E_IO = 14          /* a model file could not be opened or read */
 } gruinfer_status;
 
 /* Short English text for a status (static storage). */
@@ -342,6 +345,61 @@ gruinfer_status gruinfer_stream_set_slot_state(gruinfer_stream *s, int32_t k, in
 /* Zero every GRU state of the given slots (all slots when slots is NULL).
  * Every index is checked before any slot is reset. */
 gruinfer_status gruinfer_stream_reset(gruinfer_stream *s, const int64_t *slots, int64_t n);
+
+/* ---- compiled model files (.gruinfer; src_c/MODEL_FORMAT.md) -------------
+ * gruinfer_model  immutable once opened: the GRU layers (packed for the kernel
+ *                 chosen at open), the plan over them, the names of the plan
+ *                 input, outputs and GRU states, and an opaque metadata blob
+ *                 (JSON the Python package reads).  Owns everything it points
+ *                 to; the buffer it was opened from may be freed at once.
+ *                 Streams are made from gruinfer_model_plan() and must not
+ *                 outlive the model.
+ * Every byte is validated as hostile input: a malformed file gives a status
+ * (GRUINFER_E_FORMAT, GRUINFER_E_VERSION, or what the layer and plan checks
+ * say), never a read outside [buf, buf + len). */
+typedef struct gruinfer_model gruinfer_model;
+
+#define GRUINFER_MODEL_MAGIC "GRUINFER"
+#define GRUINFER_MODEL_VERSION 1
+#define GRUINFER_MODEL_ALIGN 64
+
+/* Roles of the names a model file holds. */
+typedef enum {
+    GRUINFER_NAME_INPUT = 0,   /* the plan input (buffer 0) */
+    GRUINFER_NAME_OUTPUT = 1,  /* a graph output computed frame by frame: the buffer holding it */
+    GRUINFER_NAME_STATE = 2,   /* a GRU node: the plan step holding its state */
+    GRUINFER_NAME_ROLES = 3
+} gruinfer_name_role;
+
+/* Open a model from len bytes at buf (buf 4-byte aligned, else GRUINFER_E_FORMAT).
+ * kernel as for gruinfer_gru_create.  On failure *out is NULL. */
+gruinfer_status gruinfer_model_open_memory(const void *buf, int64_t len, const char *kernel,
+                                           gruinfer_model **out);
+/* Read a whole file (GRUINFER_E_IO when it cannot be read) and open it as above. */
+gruinfer_status gruinfer_model_open_file(const char *path, const char *kernel,
+                                         gruinfer_model **out);
+void gruinfer_model_free(gruinfer_model *m);
+const gruinfer_plan *gruinfer_model_plan(const gruinfer_model *m);
+/* Names of a role: count, the i-th name (NUL-terminated, NULL out of range) and its buffer
+ * (input: 0; output k: plan buffer k, width gruinfer_plan_width(plan, k); state: the GRU's
+ * plan step, for gruinfer_stream_get_state).  -1 out of range. */
+int32_t gruinfer_model_count(const gruinfer_model *m, int32_t role);
+const char *gruinfer_model_name(const gruinfer_model *m, int32_t role, int32_t i);
+int32_t gruinfer_model_buffer(const gruinfer_model *m, int32_t role, int32_t i);
+/* The gruinfer version that wrote the file (NUL-terminated) and the sha256 of the source
+ * model's bytes (32 bytes). */
+const char *gruinfer_model_writer(const gruinfer_model *m);
+const uint8_t *gruinfer_model_source_hash(const gruinfer_model *m);
+/* The metadata blob (*len bytes, not NUL-terminated) and extra array i (constant outputs,
+ * initial states: *len floats), NULL when i is out of range. */
+const char *gruinfer_model_meta(const gruinfer_model *m, int64_t *len);
+int32_t gruinfer_model_arrays(const gruinfer_model *m);
+const float *gruinfer_model_array(const gruinfer_model *m, int32_t i, int64_t *len);
+/* The checksum a model file holds over everything after its header (MODEL_FORMAT.md): FNV-1a
+ * 64 steps over little-endian 64-bit words in 4 interleaved lanes, the tail bytes into lane 0,
+ * the lanes then folded by byte-wise FNV-1a 64 (a multiply per word, not per byte: ~0.2 ms a
+ * MiB instead of ~2). */
+uint64_t gruinfer_model_checksum(const void *buf, int64_t n);
 
 /* ---- kernels -------------------------------------------------------------- */
 /* Names of the kernels built in, best last, NULL-terminated ("ref" always first). */

@@ -16,6 +16,9 @@ const char *gruinfer_status_text(gruinfer_status s)
     case GRUINFER_E_PLAN: return "malformed plan step";
     case GRUINFER_E_SLOT: return "slot index out of range";
     case GRUINFER_E_INDEX: return "a token id is not an integer row of the embedding table";
+    case GRUINFER_E_FORMAT: return "malformed model file";
+    case GRUINFER_E_VERSION: return "model file format version or precision not supported";
+    case GRUINFER_E_IO: return "model file cannot be read";
     }
     return "unknown status";
 }

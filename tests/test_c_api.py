@@ -42,8 +42,9 @@ def _sanitizers_work(cc, flags, tmp):
     return r.returncode == 0 and subprocess.run([str(exe)], capture_output=True).returncode == 0
 
 
-def build_program(kind, out):
-    """Compile every library source and the test program (flags of build `kind`) and link them.
+def build_program(kind, out, program=TEST_C):
+    """Compile every library source and a test program (tests/c/test_gru_api.c unless another
+    is named; flags of build `kind`) and link them.
     Returns the executable, None when the sanitizer runtime is missing, or raises BuildFailed."""
     cc = compiler()
     build = BUILDS[kind]
@@ -58,14 +59,14 @@ def build_program(kind, out):
             if not (SRC / "x86" / name).is_file():
                 raise BuildFailed(f"setup.py's ISA_FLAGS names {name}, which is not in src_c/x86")
     jobs = [(s, out / f"{i}_{s.stem}.o", flags.get(s.name, []) + build) for i, s in enumerate(srcs)]
-    jobs.append((TEST_C, out / "test_gru_api.o", build))
+    jobs.append((program, out / f"{program.stem}.o", build))
     with ThreadPoolExecutor(max_workers=2) as ex:
         results = list(ex.map(lambda j: _compile(cc, *j), jobs))
     errors = [f"$ {shlex.join(args)}\n{r.stdout}{r.stderr}" for _, args, r in results
               if r.returncode != 0]
     if errors:
         raise BuildFailed("compilation failed (warnings are errors):\n" + "\n".join(errors))
-    exe = out / "test_gru_api"
+    exe = out / program.stem
     link = cc + build + [str(o) for _, o, _ in jobs] + ["-o", str(exe)] + LINK_FLAGS
     r = subprocess.run(link, capture_output=True, text=True)
     if r.returncode != 0:

@@ -340,3 +340,24 @@ def test_onnxruntime_missing_is_a_user_error(capsys, monkeypatch):
                        (["bench", *TINY, "--compare", "onnxruntime"], "--compare onnxruntime")):
         status, _, err = call(capsys, *argv)
         assert status == 2 and f"{flag} needs onnxruntime, which is not installed" in err
+
+
+def test_compile(tmp_path, capsys):
+    out = tmp_path / "demo.gruinfer"
+    assert cli.main(["compile", cli.DEMO_MODEL, "--output", str(out), "--kernel", "ref"]) == 0
+    assert "C plan steps (gru)" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal((3, 1, 8)).astype(np.float32)
+    assert np.array_equal(gruinfer.InferenceSession(str(out)).run(None, {"x": x})[0],
+                          gruinfer.InferenceSession(cli.DEMO_MODEL).run(None, {"x": x})[0])
+
+
+def test_compile_refuses_a_model_partly_in_python(tmp_path, capsys):
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parent / "fixtures").glob("*.onnx")):
+        if gruinfer.InferenceSession(str(path)).plan_info()["fallbacks"]:
+            break
+    else:
+        pytest.skip("every fixture compiles")
+    assert cli.main(["compile", str(path), "-o", str(tmp_path / "m.gruinfer")]) == 2
+    assert "cannot compile: parts of this model run in Python" in capsys.readouterr().err
