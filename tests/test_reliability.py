@@ -183,6 +183,22 @@ def test_an_output_the_op_does_not_give_is_unsupported_not_a_keyerror(folded):
         sess.run(None, {"x": np.ones((1, 2), np.float32)})
 
 
+@pytest.mark.parametrize("seed, index", [(13, 52077), (13, 26704), (13, 28737), (13, 81807),
+                                         (13, 41174), (21, 73936), (34, 28437), (34, 46623),
+                                         (34, 58612), (34, 95534)])
+def test_the_generators_findings_end_in_gruinfer_errors(seed, index):
+    """Each model the hostile generator found a crash or an internal error with, run as the
+    harness runs it (in this process: none of them crashes any more)."""
+    import random
+
+    from hostile import exercise, model as hostile_model
+
+    data, ext = hostile_model(seed, index)
+    outcome = exercise(data, ext, random.Random(f"feeds:{seed}:{index}"))
+    assert outcome.split(":")[-1] in ("InvalidModel", "UnsupportedOp", "InvalidArgument",
+                                      "NotStreamable"), outcome
+
+
 def test_cycles_are_refused_in_subgraphs_too():
     x = h.make_tensor_value_info("x", TP.FLOAT, [2])
     assert "without cycles" in refused(model([h.make_node("Relu", ["y"], ["y0"]),

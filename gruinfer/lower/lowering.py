@@ -50,10 +50,13 @@ def lower(graph, layers, kernel):
         raise NotStreamable(f"GRU node {grus[0].name!r}: its input X depends on "
                             f"{[time_input] + others}; a single-step model streams one input")
     if _one_frame(graph, grus[0], inputs[time_input]):
-        if len(shape) == 1:  # token ids [N]: one id per slot and frame
-            return Lowerer(graph, layers, kernel, time_input, ("N",)).run()
-        F = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
-        return Lowerer(graph, layers, kernel, time_input, ("N", F)).run()
+        # token ids [N] (one id per slot and frame), or one frame [N, F]
+        F = shape[1] if len(shape) > 1 and isinstance(shape[1], int) and shape[1] > 0 else None
+        try:
+            return Lowerer(graph, layers, kernel, time_input,
+                           ("N",) if len(shape) == 1 else ("N", F)).run()
+        except Mismatch as e:  # (no other guess to try: the graph adds the time axis itself)
+            raise NotStreamable(str(e)) from None
     if shape is None or len(shape) < 2:
         raise NotStreamable(f"input {time_input!r}: a stream needs a declared rank >= 2 (time "
                             "and batch), or one frame of a single-step model ([N, F], or token "
