@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from cbuild import (IS_X86_64, LINK_FLAGS, ROOT, SRC, BuildFailed, compiler,  # noqa: E402
-                    isa_flags, library_sources)
+from cbuild import (IS_X86_64, LINK_FLAGS, SRC, BuildFailed, base_cflags,  # noqa: E402
+                    compiler, isa_flags, library_sources)
 
 TEST_C = Path(__file__).resolve().parent / "c" / "test_gru_api.c"
-CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-math-errno"]
+CFLAGS = base_cflags() + ["-Wall", "-Wextra", "-Werror"]  # sources.mk's, warnings as errors
 
 
 # Builds: the product's optimised build, and one under AddressSanitizer + UBSan
