@@ -1,5 +1,6 @@
 """The C library for C users: src_c/Makefile builds libgruinfer.a/.so and installs gru.h; examples/c/stream_frames.c, built with gruinfer.get_include()/get_library_dir(), streams the same outputs as the Python stream of the same weights."""
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -72,11 +73,13 @@ def example_model():
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
-    """stream_frames built as its first comment says, from the installed package's paths."""
+    """stream_frames built as its first comment says, from the installed package's paths
+    ($LDFLAGS added: tools/sanitize.sh links it with the sanitizers its library was built with)."""
     exe = tmp_path_factory.mktemp("example") / "stream_frames"
     cmd = compiler() + ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", str(EXAMPLE),
                         "-I", gruinfer.get_include(), "-L", gruinfer.get_library_dir(),
                         "-lgruinfer", "-lm", "-pthread", "-o", str(exe)]
+    cmd += shlex.split(os.environ.get("LDFLAGS", ""))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return exe
