@@ -8,15 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from cbuild import (LINK_FLAGS, SRC, BuildFailed, compiler, isa_flags,  # noqa: E402
-                    library_sources)
+from cbuild import (LINK_FLAGS, SRC, BuildFailed, base_cflags, compiler,  # noqa: E402
+                    isa_flags, library_sources)
 
 BENCH_C = Path(__file__).resolve().parent / "c_step_bench.c"
 # The library gets the flags the extension is built with (setup.py's base flags,
 # with NDEBUG as Python's build adds it; never -march=native: the kernels are
 # the shipped ones); only the benchmark's own file may use -march=native, for
 # the widest loads in its memory-read loop.
-LIB_CFLAGS = ["-std=c11", "-O2", "-fno-math-errno", "-DNDEBUG"]
+LIB_CFLAGS = base_cflags() + ["-DNDEBUG"]  # sources.mk's
 BENCH_CFLAGS = ["-std=c11", "-O2", "-fno-math-errno"]
 
 

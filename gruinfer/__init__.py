@@ -11,6 +11,7 @@ except ImportError as _e:  # no silent slow path: without the C core there is no
 from .errors import (GruinferError, InvalidArgument, InvalidModel, KernelUnavailable,
                      NotStreamable, UnsupportedOp)
 from .binding import IOBinding
+from .clib import get_include, get_library_dir
 from .graph import NodeArg
 from .onnx_io.budget import LoadBudget
 from .options import (ExecutionMode, GraphOptimizationLevel, ModelMetadata, RunOptions,
@@ -22,7 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = ["InferenceSession", "Stream", "NodeArg", "LoadBudget", "SessionOptions", "RunOptions",
            "ModelMetadata", "IOBinding", "GraphOptimizationLevel", "ExecutionMode",
-           "get_available_providers", "get_device", "kernel_info", "GruinferError",
+           "get_available_providers", "get_device", "kernel_info", "get_include",
+           "get_library_dir", "GruinferError",
            "InvalidArgument", "InvalidModel", "KernelUnavailable", "NotStreamable",
            "UnsupportedOp", "compile", "__version__"]
 

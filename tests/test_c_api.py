@@ -1,5 +1,4 @@
 """Builds tests/c/test_gru_api.c against the library's C sources alone (no Python) with the system C compiler, warnings as errors, and runs it."""
-import ast
 import os
 import re
 import shlex
@@ -11,11 +10,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from cbuild import (IS_X86_64, LINK_FLAGS, ROOT, SRC, BuildFailed, compiler,  # noqa: E402
-                    isa_flags, library_sources, setup_py)
+from cbuild import (IS_X86_64, LINK_FLAGS, SRC, BuildFailed, base_cflags,  # noqa: E402
+                    compiler, isa_flags, library_sources)
 
 TEST_C = Path(__file__).resolve().parent / "c" / "test_gru_api.c"
-CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-math-errno"]
+CFLAGS = base_cflags() + ["-Wall", "-Wextra", "-Werror"]  # sources.mk's, warnings as errors
 
 
 # Builds: the product's optimised build, and one under AddressSanitizer + UBSan
@@ -122,16 +121,12 @@ def test_c_api_runs_every_supported_kernel(c_test_run):
     assert set(gruinfer.kernel_info()["supported"]) <= ran, r.stdout
 
 
-def test_setup_py_builds_every_c_source():
-    """The sources this test compiles (a glob) are the ones setup.py's C_SOURCES builds
-    into the extension (read from its literals, setup() not run)."""
-    listed = []
-    for node in ast.walk(setup_py()):
-        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
-        if isinstance(target, ast.Name) and target.id == "C_SOURCES":
-            listed += ast.literal_eval(node.value)
-    assert listed, "setup.py has no C_SOURCES literal"
-    globbed = [str(p.relative_to(ROOT)) for p in library_sources()]
-    if not IS_X86_64:
-        listed = [s for s in listed if not s.startswith("src_c/x86/")]
-    assert sorted(listed) == sorted(globbed)
+def test_sources_mk_lists_every_c_file():
+    """src_c/sources.mk, the one list setup.py and src_c/Makefile build, names every C file of
+    src_c/ (a file left out would be built by neither), and only the x86 kernels are x86-only."""
+    on_disk = sorted(str(p.relative_to(SRC)) for p in list(SRC.glob("*.c")) + list(SRC.glob("x86/*.c")))
+    listed = sorted(str(p.relative_to(SRC)) for p in library_sources(x86_64=True))
+    assert listed == on_disk
+    portable = [str(p.relative_to(SRC)) for p in library_sources(x86_64=False)]
+    assert not [s for s in portable if s.startswith("x86/")] and "kernels_ref.c" in portable
+    assert set(isa_flags()) == {"kernels_avx2.c", "kernels_avx512.c"}

@@ -9,7 +9,7 @@ PKG = Path(__file__).resolve().parents[1] / "gruinfer"
 
 # Rooms from the bottom up: a module may import its own room and rooms of a lower rank, never
 # a room of its own rank or above (session -> caches -> stream -> lower | interp -> graph -> onnx_io).
-RANK = {"errors": 0, "feeds": 1, "_core": 1, "options": 1, "profile": 1, "binding": 1,
+RANK = {"errors": 0, "feeds": 1, "_core": 1, "options": 1, "profile": 1, "binding": 1, "clib": 1,
         "onnx_io": 2, "model_file": 2, "graph": 3, "rewrite": 3, "interp": 4, "lower": 4, "stream": 5,
         "caches": 6, "compiled": 6, "session": 7, "gruinfer": 8, "cli_feeds": 9, "cli_bench": 10, "cli": 11}
 # Rooms allowed fewer imports than their rank gives: the rewrites read ONNX and nothing else.

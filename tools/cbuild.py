@@ -1,5 +1,4 @@
-"""tools/cbuild.py: how to compile the C library in src_c/ without Python's build (sources, setup.py's per-ISA flags, the compiler, link flags); used by tests/test_c_api.py and benchmarks/cbench.py."""
-import ast
+"""tools/cbuild.py: how to compile the C library in src_c/ without Python's build (sources and per-ISA flags read from src_c/sources.mk, the compiler, link flags); used by setup.py, tests/test_c_api.py and benchmarks/cbench.py."""
 import os
 import platform
 import shlex
@@ -31,26 +30,32 @@ def compiler():
     raise BuildFailed("no C compiler found (set CC or install cc/gcc/clang)")
 
 
-def setup_py():
-    """setup.py's syntax tree: its literals are read, setup() is never run."""
-    return ast.parse((ROOT / "setup.py").read_text())
+def sources_mk():
+    """{name: [words]} of src_c/sources.mk, the one list of C files and per-ISA flags (its
+    `NAME = words` lines; comments and blank lines skipped)."""
+    out = {}
+    for line in (SRC / "sources.mk").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, eq, words = line.partition("=")
+            if not eq:
+                raise BuildFailed(f"src_c/sources.mk: not a `NAME = words` line: {line!r}")
+            out[name.strip()] = words.split()
+    return out
+
+
+def base_cflags():
+    """The flags every library file is compiled with (sources.mk's BASE_CFLAGS)."""
+    return sources_mk()["BASE_CFLAGS"]
 
 
 def isa_flags():
-    """{kernel file name: the flags only it is compiled with}, setup.py's ISA_FLAGS literal."""
-    for node in setup_py().body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "ISA_FLAGS"):
-            try:
-                return ast.literal_eval(node.value)
-            except ValueError:
-                break
-    raise BuildFailed("setup.py has no ISA_FLAGS literal to read the kernel flags from")
+    """{kernel file name: the flags only it is compiled with}, sources.mk's FLAGS_<stem> lines."""
+    mk = sources_mk()
+    return {Path(f).name: mk.get("FLAGS_" + Path(f).stem, []) for f in mk["X86_SOURCES"]}
 
 
-def library_sources():
-    """Every C file of the library this machine builds (the x86 kernels on x86-64 only)."""
-    srcs = sorted(SRC.glob("*.c"))
-    if IS_X86_64:
-        srcs += sorted((SRC / "x86").glob("*.c"))
-    return srcs
+def library_sources(x86_64=IS_X86_64):
+    """Every C file of the library, as sources.mk lists them: the x86 kernels on x86-64 only."""
+    mk = sources_mk()
+    return [SRC / f for f in mk["LIB_SOURCES"] + (mk["X86_SOURCES"] if x86_64 else [])]

@@ -1,4 +1,4 @@
-"""check_packages.py: build the sdist and the wheel as a release would, install each into a fresh venv, and check what a user gets (it runs, the extension is stripped, no generated C or Cython source ships, the installed package stays small).
+"""check_packages.py: build the sdist and the wheel as a release would, install each into a fresh venv, and check what a user gets (it runs, the extension and the shipped static libgruinfer are stripped, a C program links that library through get_include()/get_library_dir(), no generated C or Cython source ships, the installed package stays small).
 
     python tools/check_packages.py [--out DIR]
 
@@ -47,6 +47,9 @@ def check_wheel(whl):
         sys.exit(f"the wheel ships sources it does not need: {shipped}")
     if not any(n.startswith("gruinfer/_core") and n.endswith(".so") for n in names):
         sys.exit("the wheel has no compiled gruinfer._core")
+    missing = {"gruinfer/include/gru.h", "gruinfer/lib/libgruinfer.a"} - set(names)
+    if missing:
+        sys.exit(f"the wheel lacks the C library files {sorted(missing)}")
 
 
 def check_installed(py):
@@ -61,7 +64,34 @@ def check_installed(py):
     if ".debug_info" in run("readelf", "-S", str(so)) or ".symtab" in run("readelf", "-S", str(so)):
         sys.exit(f"{so.name} is not stripped")
     run(site.parent.parent.parent.parent / "bin" / "gruinfer", "demo")
+    check_c_library(py, site)
     return out.strip(), size
+
+
+C_PROGRAM = """
+#include <stdio.h>
+#include "gru.h"
+int main(void) { printf("%s\\n", gruinfer_kernel_default()); return 0; }
+"""
+
+
+def check_c_library(py, site):
+    """The installed header and static library: found by get_include()/get_library_dir(),
+    without debug info, and a C program links them and runs."""
+    inc, lib = run(py, "-c", "import gruinfer; print(gruinfer.get_include()); "
+                   "print(gruinfer.get_library_dir())").split()
+    archive = Path(lib) / "libgruinfer.a"
+    if Path(inc) != site / "include" or Path(lib) != site / "lib":
+        sys.exit(f"get_include()/get_library_dir() point outside the package: {inc}, {lib}")
+    if ".debug_info" in run("readelf", "-S", str(archive)):
+        sys.exit(f"{archive} keeps debug info")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = Path(tmp) / "uses_lib.c", Path(tmp) / "uses_lib"
+        src.write_text(C_PROGRAM)
+        run("cc", "-std=c11", str(src), "-I", inc, "-L", lib, "-lgruinfer", "-lm", "-pthread",
+            "-o", str(exe))
+        if not run(exe).strip():
+            sys.exit("a program linked with the installed libgruinfer names no kernel")
 
 
 def main(argv=None):

@@ -17,7 +17,8 @@ cd "$work"
 LD_PRELOAD="$preload" PYTHONPATH="$work" ASAN_OPTIONS=detect_leaks=0 python -c \
     "import gruinfer, sys; sys.exit(not gruinfer._core.__file__.startswith('$work'))" \
     || { echo "sanitize.sh: the sanitized build is not the one imported" >&2; exit 1; }
-LD_PRELOAD="$preload" PYTHONPATH="$work" \
+# LDFLAGS: C programs the tests link with the shipped (sanitized) libgruinfer.a need the runtimes.
+LD_PRELOAD="$preload" PYTHONPATH="$work" LDFLAGS="$san" \
     ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87" \
     python -m pytest -q -p no:cacheprovider --ignore=tests/test_packaging.py "${@:-tests}"
