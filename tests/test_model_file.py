@@ -151,7 +151,9 @@ def test_loads_without_onnx_in_a_fresh_process(tmp_path):
         f"np.save({str(tmp_path / 'y.npy')!r}, s.run(None, {{'x': x}})[0])\n"
         "st = s.stream(); st.step(x[0]); st.reset()\n"
         "assert 'onnx' not in sys.modules, 'onnx was imported'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # (run outside the source tree: `python -c` puts the working folder first on sys.path,
+    # and a checkout's gruinfer/ has no built extension when the package is installed)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env=dict(os.environ, PYTHONPATH=str(Path(gruinfer.__file__).parents[1])))
     assert r.returncode == 0, r.stderr
     _same([want[0]], [np.load(tmp_path / "y.npy")])
